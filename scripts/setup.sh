@@ -23,4 +23,6 @@ if [ "$dev" = 1 ]; then
 else
   .venv/bin/python -m pip install --quiet -r requirements.txt
 fi
+# the package itself, editable: `python -m fashionflow`, `fashionflow` and the benchmarks find it
+.venv/bin/python -m pip install --quiet --no-deps -e .
 echo "FashionFlow environment ready in .venv"
