@@ -1,8 +1,14 @@
-"""Tiny configurations of FashionFlow's models: same architecture, a few thousand parameters.
+"""Tiny configurations of FashionFlow's models and the `tiny-random` pipeline built from them.
 
-Used by the tests and by the `tiny-random` pipeline, which runs the whole software offline
-with untrained weights (its output is noise).
+Same architecture as the published model, a few hundred thousand random parameters: for
+the tests, and for trying the whole software offline. Its videos are noise (untrained).
 """
+
+from __future__ import annotations
+
+import torch
+
+TINY_RANDOM = "tiny-random"
 
 TINY_UNET_CONFIG = dict(
     base_channels=8,
@@ -15,3 +21,47 @@ TINY_UNET_CONFIG = dict(
     context_dim=32,
     resnet_depths=(1, 1, 1, 1),
 )
+TINY_CLIP_CONFIG = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+)
+TINY_VAE_CONFIG = dict(
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(8, 8, 16, 16),  # four blocks: the same 8x scale factor as Stable Diffusion's VAE
+    layers_per_block=1,
+    norm_num_groups=4,
+    latent_channels=4,
+    sample_size=128,
+)
+TINY_LATENT_SIZE = (16, 16)  # 128 x 128 pixel frames
+
+
+def build_tiny_pipeline(seed: int = 0):
+    """A complete FashionFlowPipeline with tiny random models; the same weights for the same seed."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from ._compat import clip_image_processor_class
+    from .models import ConditionAdapter, FashionFlowUNet
+    from .pipeline import FashionFlowPipeline
+    from .schedulers import published_scheduler
+
+    clip_config = CLIPVisionConfig(**TINY_CLIP_CONFIG)
+    clip_tokens = (clip_config.image_size // clip_config.patch_size) ** 2 + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        pipeline = FashionFlowPipeline(
+            vae=AutoencoderKL(**TINY_VAE_CONFIG),
+            image_encoder=CLIPVisionModel(clip_config),
+            feature_extractor=clip_image_processor_class()(
+                size={"shortest_edge": clip_config.image_size},
+                crop_size={"height": clip_config.image_size, "width": clip_config.image_size},
+            ),
+            unet=FashionFlowUNet(**TINY_UNET_CONFIG),
+            adapter=ConditionAdapter(
+                latent_size=TINY_LATENT_SIZE, clip_tokens=clip_tokens, context_dim=TINY_UNET_CONFIG["context_dim"]
+            ),
+            scheduler=published_scheduler(),
+            untrained=True,
+        )
+    return pipeline

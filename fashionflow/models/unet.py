@@ -205,8 +205,12 @@ class FashionFlowUNet(ModelMixin, ConfigMixin):
     @property
     def attention_backend(self) -> str:
         """The attention kernel that runs on the model's current device: "sdpa" or "xformers"."""
+        return self.attention_backend_on(self.device)
+
+    def attention_backend_on(self, device: torch.device | str) -> str:
+        """The attention kernel that runs when the model computes on `device`."""
         resolved = {
-            resolve_attention_backend(m.attention_backend, self.device)
+            resolve_attention_backend(m.attention_backend, device)
             for m in self.modules()
             if isinstance(m, AttentionBackendMixin)
         }

@@ -1,0 +1,346 @@
+"""Fetching the published FashionFlow weights and assembling a complete pipeline folder.
+
+`download_official_pipeline` fetches the Stable Diffusion v1-4 VAE (pinned revision) and CLIP
+ViT-B/32 from the Hugging Face Hub, the authors' checkpoint from their Dropbox link (resumable,
+sha256 recorded), converts the checkpoint, and writes a pipeline folder that loads offline.
+Every source can also be a local folder or file, for offline machines and for tests.
+The folder appears complete or not at all: it is assembled beside the target and renamed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+DEFAULT_OUTPUT = Path("weights/fashionflow-official")
+DEFAULT_CACHE = Path(os.environ.get("FASHIONFLOW_CACHE", Path.home() / ".cache" / "fashionflow"))
+CHECKPOINT_FILENAME = "FashionFlow_checkpoint.pth"
+
+
+@dataclass(frozen=True)
+class HubSource:
+    repo_id: str
+    revision: str
+    subfolder: str
+    files: tuple[str, ...]  # needed files; the first weights file of `weights` that exists is taken
+    weights: tuple[str, ...]
+    licence: str
+    url: str
+
+
+VAE_SOURCE = HubSource(
+    repo_id="CompVis/stable-diffusion-v1-4",
+    revision="ebb811dd71cdc38a204ecbdd6ac5d580f529fd8c",  # the revision the authors trained with
+    subfolder="vae",
+    files=("config.json",),
+    weights=("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
+    licence="CreativeML OpenRAIL-M",
+    url="https://huggingface.co/CompVis/stable-diffusion-v1-4",
+)
+CLIP_SOURCE = HubSource(
+    repo_id="openai/clip-vit-base-patch32",
+    revision="main",  # the authors did not pin one; the commit fetched is recorded in the model card
+    subfolder="",
+    files=("config.json", "preprocessor_config.json"),
+    weights=("model.safetensors", "pytorch_model.bin"),
+    licence="MIT",
+    url="https://huggingface.co/openai/clip-vit-base-patch32",
+)
+CHECKPOINT_URL = (
+    "https://www.dropbox.com/scl/fi/p9fv7o3j7ti0yu2umsgmv/FashionFlow_checkpoint.pth"
+    "?rlkey=mqsto9i4ujh6xhvab0e2s6n7d&dl=1"
+)
+
+
+class DownloadError(RuntimeError):
+    """A download failed; the message says what is missing and how to get it."""
+
+
+@dataclass
+class FetchedSource:
+    name: str
+    source: str
+    revision: str | None
+    sha256: str | None
+    licence: str
+    path: str
+
+
+# Hugging Face Hub --------------------------------------------------------------------------------------------
+
+
+def fetch_hub_source(source: HubSource, local: str | os.PathLike | None = None, cache_dir=None) -> tuple[Path, str | None]:
+    """The folder holding `source`'s files (inside `local` when given, else fetched), and its commit."""
+    if local is not None:
+        folder = Path(local) / source.subfolder
+        missing = [f for f in source.files if not (folder / f).is_file()]
+        if missing or not any((folder / w).is_file() for w in source.weights):
+            raise DownloadError(
+                f"{folder} does not hold {source.repo_id}{'/' + source.subfolder if source.subfolder else ''}: "
+                f"expected {', '.join(source.files)} and one of {', '.join(source.weights)}."
+            )
+        return folder, None
+
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    def fetch(filename: str) -> Path:
+        return Path(
+            hf_hub_download(
+                source.repo_id, filename, subfolder=source.subfolder or None, revision=source.revision, cache_dir=cache_dir
+            )
+        )
+
+    where = f"{source.repo_id}{'/' + source.subfolder if source.subfolder else ''} at revision {source.revision}"
+    try:
+        paths = [fetch(f) for f in source.files]
+        for weights in source.weights:
+            try:
+                paths.append(fetch(weights))
+                break
+            except EntryNotFoundError:
+                continue
+        else:
+            raise DownloadError(f"{where} has none of the weight files {', '.join(source.weights)}.")
+    except DownloadError:
+        raise
+    except Exception as error:
+        raise DownloadError(
+            f"Could not fetch {where} from the Hugging Face Hub ({type(error).__name__}: {str(error)[:300]}).\n"
+            "Check the internet connection (and HF_ENDPOINT / HF_TOKEN if you use them), then run the command again: "
+            "finished files are kept and not fetched twice. On a machine without access to the Hub, copy the "
+            f"repository there and pass its folder (--vae-from / --clip-from)."
+        ) from None
+    folder = paths[0].parent
+    snapshot = folder.parent if source.subfolder else folder  # <cache>/snapshots/<commit>[/subfolder]
+    return folder, snapshot.name
+
+
+# plain HTTP(S) downloads ------------------------------------------------------------------------------------------
+
+
+def download_file(url: str, destination: Path, expected_sha256: str | None = None, retries: int = 3) -> str:
+    """Download `url` to `destination` with a progress bar, resuming a partial file; return its sha256.
+
+    The data goes to `destination.part` and is renamed only when complete and checked, so an
+    interrupted download never leaves a file that looks finished; the next call resumes it.
+    """
+    destination = Path(destination)
+    if destination.is_file():
+        digest = sha256_of(destination)
+        _check_digest(digest, expected_sha256, destination)
+        return digest
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    for attempt in range(1, retries + 1):
+        try:
+            _fetch_into(url, partial)
+            break
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as error:
+            if isinstance(error, urllib.error.HTTPError) and error.code in (401, 403, 404, 410):
+                raise DownloadError(f"{url} answered HTTP {error.code}: the file is not available there.") from None
+            if attempt == retries:
+                size = partial.stat().st_size if partial.exists() else 0
+                raise DownloadError(
+                    f"Could not download {url} ({type(error).__name__}: {error}). {size / 2**20:.0f} MB are kept in "
+                    f"{partial}; run the command again to resume."
+                ) from None
+            time.sleep(min(2**attempt, 10))
+    digest = sha256_of(partial)
+    try:
+        _check_digest(digest, expected_sha256, destination)
+    except DownloadError:
+        partial.unlink()
+        raise
+    os.replace(partial, destination)
+    return digest
+
+
+def _fetch_into(url: str, partial: Path) -> None:
+    offset = partial.stat().st_size if partial.exists() else 0
+    headers = {"User-Agent": "fashionflow-downloader"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:  # nothing left to send: the partial file is complete
+            return
+        raise
+    with response:
+        if offset and response.status != 206:
+            offset = 0  # the server ignored the range: start over
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        with open(partial, "ab" if offset else "wb") as out, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, desc=partial.name.removesuffix(".part")
+        ) as bar:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                bar.update(len(chunk))
+    if total is not None and partial.stat().st_size != total:
+        raise ConnectionError(f"connection closed after {partial.stat().st_size} of {total} bytes")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_digest(digest: str, expected: str | None, path: Path) -> None:
+    if expected and digest != expected.lower():
+        raise DownloadError(f"{path.name} has sha256 {digest}, expected {expected}: the download is corrupt or a different file.")
+
+
+# assembly --------------------------------------------------------------------------------------------------------------
+
+
+def download_official_pipeline(
+    output_dir: str | os.PathLike = DEFAULT_OUTPUT,
+    *,
+    vae_from: str | os.PathLike | None = None,
+    clip_from: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_url: str = CHECKPOINT_URL,
+    checkpoint_sha256: str | None = None,
+    cache_dir: str | os.PathLike = DEFAULT_CACHE,
+    force: bool = False,
+) -> Path:
+    """Fetch everything the published model needs and write a complete pipeline folder.
+
+    Args:
+        vae_from / clip_from: local copies of the Hub repositories (folders laid out as on the
+            Hub) to use instead of downloading.
+        checkpoint: a local FashionFlow_checkpoint.pth to use instead of downloading it.
+        checkpoint_sha256: the expected checksum of the checkpoint, when known.
+        force: replace an existing output folder.
+    """
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not force:
+        raise DownloadError(f"{output_dir} already exists; pass --force to replace it.")
+    cache_dir = Path(cache_dir)
+
+    vae_folder, vae_commit = fetch_hub_source(VAE_SOURCE, vae_from, cache_dir / "hub")
+    clip_folder, clip_commit = fetch_hub_source(CLIP_SOURCE, clip_from, cache_dir / "hub")
+    if checkpoint is not None:
+        checkpoint_path = Path(checkpoint)
+        if not checkpoint_path.is_file():
+            raise DownloadError(f"Checkpoint file not found: {checkpoint_path}")
+        checkpoint_sha = sha256_of(checkpoint_path)
+        _check_digest(checkpoint_sha, checkpoint_sha256, checkpoint_path)
+    else:
+        checkpoint_path = cache_dir / CHECKPOINT_FILENAME
+        checkpoint_sha = download_file(checkpoint_url, checkpoint_path, checkpoint_sha256)
+
+    sources = [
+        FetchedSource("vae", f"{VAE_SOURCE.repo_id} (subfolder vae)", vae_commit or VAE_SOURCE.revision, None,
+                      VAE_SOURCE.licence, str(vae_from or VAE_SOURCE.url)),
+        FetchedSource("image_encoder, feature_extractor", CLIP_SOURCE.repo_id, clip_commit or CLIP_SOURCE.revision,
+                      None, CLIP_SOURCE.licence, str(clip_from or CLIP_SOURCE.url)),
+        FetchedSource("unet, adapter", "the authors' FashionFlow_checkpoint.pth", None, checkpoint_sha,
+                      "not stated by the authors", str(checkpoint if checkpoint is not None else checkpoint_url)),
+    ]  # fmt: skip
+
+    pipeline = _assemble(vae_folder, clip_folder, checkpoint_path)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}-"))
+    try:
+        pipeline.save_pretrained(staging, safe_serialization=True)
+        (staging / "README.md").write_text(model_card(sources))
+        (staging / "fashionflow_sources.json").write_text(json.dumps([asdict(s) for s in sources], indent=2))
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return output_dir
+
+
+def _assemble(vae_folder: Path, clip_folder: Path, checkpoint_path: Path):
+    from diffusers import AutoencoderKL
+    from transformers import CLIPVisionModel
+
+    from ._compat import clip_image_processor_class
+    from .convert import convert_checkpoint
+    from .pipeline import FashionFlowPipeline
+    from .schedulers import published_scheduler
+
+    unet, adapter = convert_checkpoint(checkpoint_path)
+    try:
+        # Pickled .bin weights are read by diffusers / transformers with torch.load(weights_only=True).
+        vae = AutoencoderKL.from_pretrained(vae_folder)
+        image_encoder = CLIPVisionModel.from_pretrained(clip_folder)
+        feature_extractor = clip_image_processor_class().from_pretrained(clip_folder)
+    except (OSError, ValueError) as error:
+        raise DownloadError(f"The downloaded VAE / CLIP files could not be loaded: {error}") from None
+    return FashionFlowPipeline(
+        vae=vae,
+        image_encoder=image_encoder,
+        feature_extractor=feature_extractor,
+        unet=unet,
+        adapter=adapter,
+        scheduler=published_scheduler(),
+        clip_preprocessing="published-checkpoint",
+    )
+
+
+def model_card(sources: list[FetchedSource]) -> str:
+    from . import __version__
+
+    rows = "\n".join(
+        f"| {s.name} | {s.source} | {s.revision or '-'} | {s.sha256 or '-'} | {s.licence} | {s.path} |" for s in sources
+    )
+    today = datetime.date.today().isoformat()
+    return f"""---
+library_name: diffusers
+pipeline_tag: image-to-video
+tags: [fashionflow, image-to-video, fashion, video-diffusion]
+license: other
+---
+
+# FashionFlow (published checkpoint)
+
+A complete `FashionFlowPipeline` folder assembled by `python -m fashionflow download`
+(fashionflow {__version__}) on {today}. Load it offline with
+
+```python
+from fashionflow import FashionFlowPipeline
+pipe = FashionFlowPipeline.from_pretrained("path/to/this/folder")
+```
+
+## Sources
+
+| component | source | revision | sha256 | licence | fetched from |
+| --- | --- | --- | --- | --- | --- |
+{rows}
+
+- The U-Net and adapter are the authors' published weights (Islam et al., *FashionFlow: Leveraging
+  Diffusion Models for Dynamic Fashion Video Synthesis from Static Imagery*, arXiv:2310.00106),
+  converted key by key; the authors' repository (github.com/tasinislam21/FashionFlow) states no
+  licence for them. They were trained on the UBC Fashion dataset, whose terms are research use.
+- The VAE is Stable Diffusion v1-4's (CreativeML OpenRAIL-M: its use restrictions apply).
+- CLIP ViT-B/32 is OpenAI's (MIT).
+
+## Settings
+
+- `clip_preprocessing: published-checkpoint`: CLIP is fed the way this checkpoint was trained
+  (the [0, 1] image is rescaled by 1/255 once more, so CLIP sees an almost black image).
+- Pixels enter and leave the VAE in [0, 1]; the noise schedule is the published cosine ramp of beta.
+"""

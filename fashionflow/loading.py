@@ -1,0 +1,104 @@
+"""Loading a FashionFlowPipeline from what a user names: a folder, a Hub id, or `tiny-random`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from .hub import DEFAULT_OUTPUT
+from .tiny import TINY_RANDOM
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = str(DEFAULT_OUTPUT)
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DOWNLOAD_HINT = (
+    "Run `python -m fashionflow download` to fetch the published weights (about 1 GB), "
+    f"or pass `--model {TINY_RANDOM}` to try the software with an untrained model (its videos are noise)."
+)
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """The named model is not there; the message says what to run."""
+
+
+def describe_pipeline(pipeline, name: str) -> str:
+    """One line for status displays: which weights, on which device, which attention kernel and precision."""
+    label = " (untrained tiny model: its videos are noise)" if pipeline.config.untrained else ""
+    dtype = str(pipeline.unet.dtype).removeprefix("torch.")
+    offload = ", CPU offload" if getattr(pipeline, "_offload_device", None) is not None else ""
+    return f"{name}{label} on {pipeline._execution_device}{offload}, {dtype}, attention: {pipeline.attention_backend}"
+
+
+def best_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """Half precision where it is fast and safe: bfloat16 on CUDA GPUs that have it, else float16; float32 elsewhere."""
+    if torch.device(device).type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def load_pipeline(
+    model: str | os.PathLike = DEFAULT_MODEL,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    attention_backend: str = "auto",
+    cpu_offload: bool = False,
+):
+    """Load the pipeline `model` names and put it on `device` (best available by default).
+
+    `model` is a pipeline folder (what `python -m fashionflow download` writes), a Hugging Face
+    Hub repository id, or "tiny-random". Only weights are loaded, never code from the folder.
+    """
+    from .pipeline import FashionFlowPipeline
+    from .tiny import build_tiny_pipeline
+
+    model = str(model)
+    if model == TINY_RANDOM:
+        pipeline = build_tiny_pipeline()
+    elif Path(model).is_dir():
+        if not (Path(model) / "model_index.json").is_file():
+            raise WeightsNotFoundError(f"{model} is not a FashionFlow pipeline folder (no model_index.json). {DOWNLOAD_HINT}")
+        try:
+            pipeline = FashionFlowPipeline.from_pretrained(model)
+        except (OSError, ValueError, KeyError) as error:
+            raise WeightsNotFoundError(
+                f"The model folder {model} is incomplete or damaged ({error}). "
+                "Run `python -m fashionflow download --force` to fetch it again."
+            ) from None
+    elif _looks_like_hub_id(model):
+        try:
+            pipeline = FashionFlowPipeline.from_pretrained(model)
+        except Exception as error:
+            raise WeightsNotFoundError(
+                f"Could not load {model!r} from the Hugging Face Hub ({type(error).__name__}: {str(error)[:300]}). "
+                "Check the name and the internet connection, or download it once and pass its folder."
+            ) from None
+    else:
+        raise WeightsNotFoundError(f"No FashionFlow weights at {model}. {DOWNLOAD_HINT}")
+
+    device = device or best_device()
+    torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else (dtype or default_dtype(device))
+    pipeline.unet.set_attention_backend(attention_backend)
+    if cpu_offload:
+        pipeline.to(dtype=torch_dtype)
+        pipeline.enable_model_cpu_offload(device=device)
+    else:
+        pipeline.to(device, torch_dtype)
+    pipeline.set_progress_bar_config(leave=False)
+    return pipeline
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~")) and not Path(parts[0]).exists()

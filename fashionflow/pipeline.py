@@ -1,0 +1,347 @@
+"""FashionFlowPipeline: one fashion photo in, a short video of the person moving out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from transformers import CLIPVisionModel
+from transformers.image_processing_utils import BaseImageProcessor
+
+from .image import DEFAULT_FIT, FIT_MODES, ImageInput, frame_image, image_to_tensor, load_image
+from .models import ConditionAdapter, FashionFlowUNet
+from .schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps, make_scheduler
+from .video import DEFAULT_FPS, VIDEO_FORMATS, boomerang, export_video
+
+logger = logging.getLogger(__name__)
+
+CLIP_PREPROCESSING = ("published-checkpoint", "standard")
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+DEFAULT_NUM_FRAMES = 70
+DEFAULT_DECODE_CHUNK_SIZE = 8
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass
+class FashionFlowPipelineOutput(BaseOutput):
+    """
+    frames: per input image, its video: a list of PIL images (output_type "pil"), or an array /
+        tensor of shape (batch, frames, height, width, 3) ("np") / (batch, frames, 3, height, width)
+        ("pt") in [0, 1], or the latents (batch, 4, frames, h, w) ("latent").
+    video_path: the video file written, when `output_path` was given.
+    """
+
+    frames: list[list[PIL.Image.Image]] | np.ndarray | torch.Tensor
+    video_path: Path | None = None
+
+
+class FashionFlowPipeline(DiffusionPipeline):
+    """Image-to-video generation with the FashionFlow model.
+
+    Components: `vae` (AutoencoderKL, Stable Diffusion v1-4), `image_encoder` (CLIPVisionModel,
+    ViT-B/32) with its `feature_extractor`, `unet` (FashionFlowUNet), `adapter` (ConditionAdapter)
+    and `scheduler` (the noise schedule; `sampler` picks the sampling algorithm per call).
+
+    Config:
+        clip_preprocessing: "published-checkpoint" feeds CLIP the way the published checkpoint
+            was trained: the [0, 1] image goes through the CLIP processor's default 1/255
+            rescale once more, so CLIP sees an almost black image. "standard" is the correct
+            preprocessing, for models trained by this project.
+        untrained: marks a pipeline with random weights (the `tiny-random` one): output is noise.
+    """
+
+    model_cpu_offload_seq = "image_encoder->adapter->unet->vae"
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        image_encoder: CLIPVisionModel,
+        feature_extractor: BaseImageProcessor,
+        unet: FashionFlowUNet,
+        adapter: ConditionAdapter,
+        scheduler: SchedulerMixin,
+        clip_preprocessing: str = "published-checkpoint",
+        untrained: bool = False,
+    ):
+        super().__init__()
+        if clip_preprocessing not in CLIP_PREPROCESSING:
+            raise ValueError(f"clip_preprocessing must be one of {CLIP_PREPROCESSING}; got {clip_preprocessing!r}.")
+        self.register_modules(
+            vae=vae,
+            image_encoder=image_encoder,
+            feature_extractor=feature_extractor,
+            unet=unet,
+            adapter=adapter,
+            scheduler=scheduler,
+        )
+        self.register_to_config(clip_preprocessing=clip_preprocessing, untrained=untrained)
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    # facts about the loaded model ---------------------------------------------------------------------
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) in pixels of the videos this model makes: fixed by the adapter's latent size."""
+        latent_h, latent_w = self.adapter.config.latent_size
+        return latent_h * self.vae_scale_factor, latent_w * self.vae_scale_factor
+
+    @property
+    def attention_backend(self) -> str:
+        """The attention kernel the U-Net runs on the execution device: "sdpa" or "xformers"."""
+        return self.unet.attention_backend_on(self._execution_device)
+
+    # the steps of __call__, usable one by one ----------------------------------------------------------------
+
+    def prepare_image(self, image: ImageInput, fit: str = DEFAULT_FIT) -> PIL.Image.Image:
+        """The photo as the model will see it: read, made upright RGB, and fitted to the frame."""
+        height, width = self.frame_size
+        return frame_image(load_image(image), height, width, fit)
+
+    def encode_image(
+        self, images: Sequence[PIL.Image.Image], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Framed stills -> (context (b, tokens, dim), clean first-frame latents (b, 4, h, w))."""
+        device = self._execution_device
+        pixels = torch.stack([image_to_tensor(image) for image in images])  # (b, 3, H, W) in [0, 1]
+
+        clip_input = self._clip_pixel_values(pixels).to(device, self.image_encoder.dtype)
+        clip_hidden_states = self.image_encoder(clip_input).last_hidden_state
+
+        # Pixels enter the VAE in [0, 1], as in training. Like the authors' code, the adapter and
+        # frame 0 each take their own sample of the latent distribution.
+        latent_dist = self.vae.encode(pixels.to(device, self.vae.dtype)).latent_dist
+        scale = self.vae.config.scaling_factor
+        context_latents = latent_dist.sample(generator) * scale
+        first_frame_latents = latent_dist.sample(generator) * scale
+
+        context = self.adapter(clip_hidden_states.to(self.adapter.dtype), context_latents.to(self.adapter.dtype))
+        return context, first_frame_latents.float()
+
+    def _clip_pixel_values(self, pixels: torch.Tensor) -> torch.Tensor:
+        # "published-checkpoint": the processor rescales the [0, 1] floats by 1/255 again (do_rescale);
+        # it warns about exactly that, which here is intended.
+        rescale_again = self.config.clip_preprocessing == "published-checkpoint"
+        with _transformers_warnings_silenced():
+            return self.feature_extractor(images=list(pixels), do_rescale=rescale_again, return_tensors="pt")[
+                "pixel_values"
+            ]
+
+    def prepare_latents(
+        self,
+        first_frame_latents: torch.Tensor,
+        num_frames: int,
+        init_noise_sigma: float,
+        generator: torch.Generator | None,
+        latents: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Noise of shape (b, 4, frames, h, w), float32, with frame 0 set to the still's clean latent."""
+        b, c, h, w = first_frame_latents.shape
+        shape = (b, c, num_frames, h, w)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=first_frame_latents.device, dtype=torch.float32)
+            latents = latents * init_noise_sigma
+        elif latents.shape != shape:
+            raise ValueError(f"latents must have shape {shape}; got {tuple(latents.shape)}.")
+        latents = latents.to(first_frame_latents.device, torch.float32).clone()
+        latents[:, :, 0] = first_frame_latents
+        return latents
+
+    def decode_latents(
+        self, latents: torch.Tensor, chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE, progress: ProgressCallback | None = None
+    ) -> torch.Tensor:
+        """Latents (b, 4, f, h, w) -> frames (b, f, 3, H, W) in [0, 1], decoding `chunk_size` frames per VAE call."""
+        b, _, f, _, _ = latents.shape
+        flat = (latents / self.vae.config.scaling_factor).permute(0, 2, 1, 3, 4).flatten(0, 1)  # (b f) c h w
+        frames = []
+        for start in range(0, flat.shape[0], chunk_size):
+            chunk = flat[start : start + chunk_size].to(self._execution_device, self.vae.dtype)
+            frames.append(self.vae.decode(chunk).sample.float().clamp(0, 1).cpu())
+            if progress is not None:
+                progress("decode", min(start + chunk_size, flat.shape[0]), flat.shape[0])
+        return torch.cat(frames).unflatten(0, (b, f))
+
+    # generation -----------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        num_frames: int = DEFAULT_NUM_FRAMES,
+        sampler: str | None = DEFAULT_SAMPLER,
+        num_inference_steps: int | None = None,
+        fit: str = DEFAULT_FIT,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        decode_chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE,
+        output_type: str = "pil",
+        output_path: str | os.PathLike | None = None,
+        fps: int = DEFAULT_FPS,
+        loop: bool = False,
+        callback_on_step_end: Callable[[DiffusionPipeline, int, int, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        progress: ProgressCallback | None = None,
+        return_dict: bool = True,
+    ) -> FashionFlowPipelineOutput | tuple:
+        """Make a video of the person in `image`.
+
+        Args:
+            image: a photo (path, bytes, PIL image or array) or a list of photos.
+            num_frames: video length; a multiple of `unet.frame_multiple` (2). 70 frames = 2.8 s at 25 fps.
+            sampler: "dpm++" (default, 25 steps), "unipc" (25), "ddim" (50), or "ddpm" (the authors'
+                1000-step ancestral sampler). None uses `self.scheduler` as it is configured.
+            num_inference_steps: denoising steps; default per sampler.
+            fit: how the photo fills the portrait frame: "pad", "crop" or "stretch" (the authors').
+            generator: seeds the VAE latent samples and the noise (a CPU generator gives the same
+                noise on every device).
+            decode_chunk_size: frames per VAE decoder call; lower it to save memory.
+            output_path: also write the video here (.mp4: H.264 yuv420p, or .gif).
+            loop: write the video forward then backward, so that it loops seamlessly.
+            callback_on_step_end: called as `(pipeline, step, timestep, tensors)` after every step;
+                may return replacements for the tensors it was given (diffusers convention).
+            progress: called as `(stage, done, total)` for the stages "denoise", "decode" and
+                "export"; raising from it stops the generation (how the app cancels).
+        """
+        # 0. Defaults
+        sampler_name = sampler
+        num_inference_steps = num_inference_steps or (default_steps(sampler) if sampler else 50)
+        images = [image] if _is_single_image(image) else list(image)
+
+        # 1. Check inputs
+        self.check_inputs(
+            images, num_frames, sampler, num_inference_steps, fit, decode_chunk_size, output_type, output_path, fps,
+            callback_on_step_end_tensor_inputs,
+        )  # fmt: skip
+        self._upcast_vae_if_needed()
+
+        # 2. Prepare the still images
+        stills = [self.prepare_image(photo, fit) for photo in images]
+
+        # 3. Encode them: CLIP + VAE -> adapter context; VAE -> clean first-frame latent
+        context, first_frame_latents = self.encode_image(stills, generator)
+
+        # 4. Timesteps
+        scheduler = self.scheduler.__class__.from_config(self.scheduler.config) if sampler is None else (
+            make_scheduler(sampler_name, self.scheduler.config)
+        )  # fmt: skip
+        scheduler.set_timesteps(num_inference_steps, device=first_frame_latents.device)
+        timesteps = scheduler.timesteps
+
+        # 5. Latent video with frame 0 = the clean latent of the still
+        latents = self.prepare_latents(
+            first_frame_latents, num_frames, scheduler.init_noise_sigma, generator, latents
+        )
+
+        # 6. Denoise; frame 0 goes back to the clean latent after every step
+        self._num_timesteps = len(timesteps)
+        unet_dtype = self.unet.dtype
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                model_input = scheduler.scale_model_input(latents, t).to(unet_dtype)
+                noise_pred = self.unet(model_input, t, context.to(unet_dtype)).sample.float()
+                latents = scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
+                latents[:, :, 0] = first_frame_latents
+
+                if callback_on_step_end is not None:
+                    tensors = {name: locals()[name] for name in callback_on_step_end_tensor_inputs}
+                    latents = callback_on_step_end(self, i, t, tensors).get("latents", latents)
+                progress_bar.update()
+                if progress is not None:
+                    progress("denoise", i + 1, len(timesteps))
+
+        # 7. Decode
+        if output_type == "latent":
+            frames = latents
+        else:
+            video = self.decode_latents(latents, decode_chunk_size, progress)  # (b, f, 3, H, W)
+            frames = self._postprocess(video, output_type)
+
+        # 8. Export
+        video_path = None
+        if output_path is not None:
+            if progress is not None:
+                progress("export", 0, 1)
+            pictures = frames[0] if output_type == "pil" else self._postprocess(video, "pil")[0]
+            video_path = export_video(boomerang(pictures) if loop else pictures, output_path, fps)
+            if progress is not None:
+                progress("export", 1, 1)
+
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (frames, video_path)
+        return FashionFlowPipelineOutput(frames=frames, video_path=video_path)
+
+    def check_inputs(
+        self, images, num_frames, sampler, num_inference_steps, fit, decode_chunk_size, output_type, output_path, fps,
+        callback_on_step_end_tensor_inputs,
+    ) -> None:  # fmt: skip
+        if not images or any(photo is None for photo in images):
+            raise ValueError("No photo was given.")
+        multiple = self.unet.frame_multiple
+        if not isinstance(num_frames, int) or num_frames < multiple or num_frames % multiple:
+            raise ValueError(f"num_frames must be a positive multiple of {multiple}; got {num_frames!r}.")
+        if sampler is not None and sampler not in SAMPLERS:
+            raise ValueError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
+        train_steps = self.scheduler.config.num_train_timesteps
+        if not isinstance(num_inference_steps, int) or not 1 <= num_inference_steps <= train_steps:
+            raise ValueError(f"num_inference_steps must be between 1 and {train_steps}; got {num_inference_steps!r}.")
+        if fit not in FIT_MODES:
+            raise ValueError(f"Unknown fit {fit!r}; choose one of: {', '.join(FIT_MODES)}.")
+        if not isinstance(decode_chunk_size, int) or decode_chunk_size < 1:
+            raise ValueError(f"decode_chunk_size must be a positive integer; got {decode_chunk_size!r}.")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}; got {output_type!r}.")
+        if output_path is not None:
+            if len(images) != 1:
+                raise ValueError("output_path writes one video: give one photo (or call once per photo).")
+            if Path(output_path).suffix.lower().lstrip(".") not in VIDEO_FORMATS:
+                raise ValueError(f"output_path must end in .mp4 or .gif; got {str(output_path)!r}.")
+            if not 1 <= fps <= 60:
+                raise ValueError(f"fps must be between 1 and 60; got {fps!r}.")
+        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}; got {unknown}.")
+
+    def _upcast_vae_if_needed(self) -> None:
+        # Stable Diffusion's VAE overflows in float16 on some images (NaN, black frames): run it in
+        # float32 when the pipeline is half precision (bfloat16 has the range and stays).
+        if self.vae.dtype == torch.float16 and getattr(self.vae.config, "force_upcast", True):
+            logger.info("Running the VAE in float32 (float16 can produce NaN frames).")
+            self.vae.to(dtype=torch.float32)
+
+    @staticmethod
+    def _postprocess(video: torch.Tensor, output_type: str):
+        if output_type == "pt":
+            return video
+        array = video.permute(0, 1, 3, 4, 2).numpy()  # (b, f, H, W, 3)
+        if output_type == "np":
+            return array
+        return [[PIL.Image.fromarray((frame * 255).round().astype(np.uint8)) for frame in clip] for clip in array]
+
+
+def _is_single_image(image) -> bool:
+    return not isinstance(image, (list, tuple))
+
+
+@contextlib.contextmanager
+def _transformers_warnings_silenced():
+    from transformers.utils import logging as transformers_logging
+
+    level = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(level)

@@ -1,0 +1,77 @@
+"""The published noise schedule and the samplers that run on it (diffusers schedulers).
+
+The checkpoint was trained on 1000 steps with a cosine-shaped ramp of beta itself
+(not the usual cosine schedule of alpha-bar):
+
+    beta_i = 1e-4 + 0.5 * (0.02 - 1e-4) * (1 - cos(pi * i / 999)),  i = 0..999
+
+computed in float64 and stored as float32, as the authors' code does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+NUM_TRAIN_TIMESTEPS = 1000
+
+# name -> (scheduler class, settings on top of the published schedule, default steps)
+SAMPLERS: dict[str, tuple[type[SchedulerMixin], dict, int]] = {
+    # The authors' sampler: ancestral DDPM with the posterior variance beta~_t, every step.
+    "ddpm": (DDPMScheduler, dict(variance_type="fixed_small", clip_sample=False), 1000),
+    # Fast samplers. "trailing" spacing starts at t = 999, the pure-noise end the model was
+    # trained to start from, whatever the number of steps.
+    "ddim": (DDIMScheduler, dict(clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing"), 50),
+    "dpm++": (
+        DPMSolverMultistepScheduler,
+        dict(algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing"),
+        25,
+    ),
+    "unipc": (UniPCMultistepScheduler, dict(solver_order=2, timestep_spacing="trailing"), 25),
+}
+DEFAULT_SAMPLER = "dpm++"
+
+
+def published_betas() -> torch.Tensor:
+    """The checkpoint's 1000 training betas, float32."""
+    last = NUM_TRAIN_TIMESTEPS - 1
+    betas = [1e-4 + 0.5 * (0.02 - 1e-4) * (1 - math.cos(math.pi * i / last)) for i in range(NUM_TRAIN_TIMESTEPS)]
+    return torch.tensor(betas, dtype=torch.float64).float()
+
+
+def published_scheduler() -> DDPMScheduler:
+    """The training scheduler of the published checkpoint (epsilon prediction)."""
+    return make_scheduler("ddpm")
+
+
+def make_scheduler(sampler: str, base_config: dict | None = None) -> SchedulerMixin:
+    """A fresh scheduler of the named sampler on the published betas (or on `base_config`'s schedule)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
+    scheduler_class, settings, _ = SAMPLERS[sampler]
+    schedule = dict(
+        num_train_timesteps=NUM_TRAIN_TIMESTEPS,
+        trained_betas=published_betas().tolist(),
+        prediction_type="epsilon",
+    )
+    if base_config is not None:
+        schedule = {k: base_config[k] for k in ("num_train_timesteps", "trained_betas", "prediction_type") if k in base_config}
+        if schedule.get("trained_betas") is None:
+            schedule.update(
+                {k: base_config[k] for k in ("beta_start", "beta_end", "beta_schedule") if k in base_config}
+            )
+    return scheduler_class.from_config({**schedule, **settings})
+
+
+def default_steps(sampler: str) -> int:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
+    return SAMPLERS[sampler][2]
