@@ -303,7 +303,7 @@ def _load_renamed(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]
     if mismatched:
         raise CheckpointError(f"{len(mismatched)} {what} tensors have the wrong shape:\n  " + "\n  ".join(mismatched))
     model.load_state_dict(renamed, strict=True)
-    return model
+    return model.eval()  # like from_pretrained
 
 
 def convert_unet(state_dict: Mapping[str, torch.Tensor], cross_attention_heads=None) -> FashionFlowUNet:

@@ -81,7 +81,9 @@ class FetchedSource:
 # Hugging Face Hub --------------------------------------------------------------------------------------------
 
 
-def fetch_hub_source(source: HubSource, local: str | os.PathLike | None = None, cache_dir=None) -> tuple[Path, str | None]:
+def fetch_hub_source(
+    source: HubSource, local: str | os.PathLike | None = None, cache_dir=None
+) -> tuple[Path, str | None]:
     """The folder holding `source`'s files (inside `local` when given, else fetched), and its commit."""
     if local is not None:
         folder = Path(local) / source.subfolder
@@ -99,7 +101,11 @@ def fetch_hub_source(source: HubSource, local: str | os.PathLike | None = None, 
     def fetch(filename: str) -> Path:
         return Path(
             hf_hub_download(
-                source.repo_id, filename, subfolder=source.subfolder or None, revision=source.revision, cache_dir=cache_dir
+                source.repo_id,
+                filename,
+                subfolder=source.subfolder or None,
+                revision=source.revision,
+                cache_dir=cache_dir,
             )
         )
 
@@ -185,9 +191,12 @@ def _fetch_into(url: str, partial: Path) -> None:
             offset = 0  # the server ignored the range: start over
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        with open(partial, "ab" if offset else "wb") as out, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, desc=partial.name.removesuffix(".part")
-        ) as bar:
+        with (
+            open(partial, "ab" if offset else "wb") as out,
+            tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True, desc=partial.name.removesuffix(".part")
+            ) as bar,
+        ):
             while chunk := response.read(1 << 20):
                 out.write(chunk)
                 bar.update(len(chunk))
@@ -205,7 +214,9 @@ def sha256_of(path: Path) -> str:
 
 def _check_digest(digest: str, expected: str | None, path: Path) -> None:
     if expected and digest != expected.lower():
-        raise DownloadError(f"{path.name} has sha256 {digest}, expected {expected}: the download is corrupt or a different file.")
+        raise DownloadError(
+            f"{path.name} has sha256 {digest}, expected {expected}: the download is corrupt or a different file."
+        )
 
 
 # assembly --------------------------------------------------------------------------------------------------------------

@@ -100,7 +100,9 @@ def _open(source) -> Image.Image:
             _check_size(image)
             image.load()
     except UnidentifiedImageError:
-        raise ImageInputError("This file is not a picture we can read. Please upload a photo (JPEG, PNG or WebP).") from None
+        raise ImageInputError(
+            "This file is not a picture we can read. Please upload a photo (JPEG, PNG or WebP)."
+        ) from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageInputError(_too_big_message("too many pixels")) from None
     except (OSError, SyntaxError, ValueError) as error:

@@ -68,7 +68,9 @@ def load_pipeline(
         pipeline = build_tiny_pipeline()
     elif Path(model).is_dir():
         if not (Path(model) / "model_index.json").is_file():
-            raise WeightsNotFoundError(f"{model} is not a FashionFlow pipeline folder (no model_index.json). {DOWNLOAD_HINT}")
+            raise WeightsNotFoundError(
+                f"{model} is not a FashionFlow pipeline folder (no model_index.json). {DOWNLOAD_HINT}"
+            )
         try:
             pipeline = FashionFlowPipeline.from_pretrained(model)
         except (OSError, ValueError, KeyError) as error:

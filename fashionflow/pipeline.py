@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -160,7 +161,10 @@ class FashionFlowPipeline(DiffusionPipeline):
         return latents
 
     def decode_latents(
-        self, latents: torch.Tensor, chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE, progress: ProgressCallback | None = None
+        self,
+        latents: torch.Tensor,
+        chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE,
+        progress: ProgressCallback | None = None,
     ) -> torch.Tensor:
         """Latents (b, 4, f, h, w) -> frames (b, f, 3, H, W) in [0, 1], decoding `chunk_size` frames per VAE call."""
         b, _, f, _, _ = latents.shape
@@ -216,7 +220,8 @@ class FashionFlowPipeline(DiffusionPipeline):
         """
         # 0. Defaults
         sampler_name = sampler
-        num_inference_steps = num_inference_steps or (default_steps(sampler) if sampler else 50)
+        if num_inference_steps is None:
+            num_inference_steps = default_steps(sampler) if sampler else 50
         images = [image] if _is_single_image(image) else list(image)
 
         # 1. Check inputs
@@ -238,11 +243,11 @@ class FashionFlowPipeline(DiffusionPipeline):
         )  # fmt: skip
         scheduler.set_timesteps(num_inference_steps, device=first_frame_latents.device)
         timesteps = scheduler.timesteps
+        # ancestral samplers draw noise every step; deterministic ones take no generator
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
         # 5. Latent video with frame 0 = the clean latent of the still
-        latents = self.prepare_latents(
-            first_frame_latents, num_frames, scheduler.init_noise_sigma, generator, latents
-        )
+        latents = self.prepare_latents(first_frame_latents, num_frames, scheduler.init_noise_sigma, generator, latents)
 
         # 6. Denoise; frame 0 goes back to the clean latent after every step
         self._num_timesteps = len(timesteps)
@@ -251,11 +256,12 @@ class FashionFlowPipeline(DiffusionPipeline):
             for i, t in enumerate(timesteps):
                 model_input = scheduler.scale_model_input(latents, t).to(unet_dtype)
                 noise_pred = self.unet(model_input, t, context.to(unet_dtype)).sample.float()
-                latents = scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
+                latents = scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
                 latents[:, :, 0] = first_frame_latents
 
                 if callback_on_step_end is not None:
-                    tensors = {name: locals()[name] for name in callback_on_step_end_tensor_inputs}
+                    available = {"latents": latents}
+                    tensors = {name: available[name] for name in callback_on_step_end_tensor_inputs}
                     latents = callback_on_step_end(self, i, t, tensors).get("latents", latents)
                 progress_bar.update()
                 if progress is not None:
@@ -312,7 +318,9 @@ class FashionFlowPipeline(DiffusionPipeline):
                 raise ValueError(f"fps must be between 1 and 60; got {fps!r}.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
-            raise ValueError(f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}; got {unknown}.")
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}; got {unknown}."
+            )
 
     def _upcast_vae_if_needed(self) -> None:
         # Stable Diffusion's VAE overflows in float16 on some images (NaN, black frames): run it in

@@ -19,14 +19,52 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     UniPCMultistepScheduler,
 )
+from diffusers.schedulers.scheduling_ddpm import DDPMSchedulerOutput
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils.torch_utils import randn_tensor
 
 NUM_TRAIN_TIMESTEPS = 1000
+
+
+class AncestralDDPMScheduler(DDPMScheduler):
+    """DDPM whose full 1000-step update is the authors' formula, operation for operation:
+
+        x_{t-1} = 1/sqrt(alpha_t) * (x_t - beta_t / sqrt(1 - alphabar_t) * eps) + sqrt(beta~_t) * z
+
+    diffusers' DDPMScheduler computes the same update through the predicted x_0, which differs in
+    float32 rounding (about 1e-4 near t = 999); this reproduces the published sampler exactly.
+    With fewer steps than training steps it is diffusers' DDPM.
+    """
+
+    def step(self, model_output, timestep, sample, generator=None, return_dict: bool = True):
+        if self.num_inference_steps != self.config.num_train_timesteps:
+            return super().step(model_output, timestep, sample, generator=generator, return_dict=return_dict)
+        t = int(timestep)
+        betas = self.betas
+        alphas_cumprod = self.alphas_cumprod
+        alphas_cumprod_prev = torch.nn.functional.pad(alphas_cumprod[:-1], (1, 0), value=1.0)
+        posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+
+        mean = torch.sqrt(1.0 / self.alphas[t]) * (
+            sample - betas[t] * model_output / torch.sqrt(1.0 - alphas_cumprod[t])
+        )
+        if t > 0:
+            noise = randn_tensor(
+                model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype
+            )
+            mean = mean + torch.sqrt(posterior_variance[t]) * noise
+        pred_original_sample = (sample - torch.sqrt(1.0 - alphas_cumprod[t]) * model_output) / torch.sqrt(
+            alphas_cumprod[t]
+        )
+        if not return_dict:
+            return (mean, pred_original_sample)
+        return DDPMSchedulerOutput(prev_sample=mean, pred_original_sample=pred_original_sample)
+
 
 # name -> (scheduler class, settings on top of the published schedule, default steps)
 SAMPLERS: dict[str, tuple[type[SchedulerMixin], dict, int]] = {
     # The authors' sampler: ancestral DDPM with the posterior variance beta~_t, every step.
-    "ddpm": (DDPMScheduler, dict(variance_type="fixed_small", clip_sample=False), 1000),
+    "ddpm": (AncestralDDPMScheduler, dict(variance_type="fixed_small", clip_sample=False), 1000),
     # Fast samplers. "trailing" spacing starts at t = 999, the pure-noise end the model was
     # trained to start from, whatever the number of steps.
     "ddim": (DDIMScheduler, dict(clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing"), 50),
@@ -48,8 +86,8 @@ def published_betas() -> torch.Tensor:
 
 
 def published_scheduler() -> DDPMScheduler:
-    """The training scheduler of the published checkpoint (epsilon prediction)."""
-    return make_scheduler("ddpm")
+    """The training scheduler of the published checkpoint (epsilon prediction), as a plain diffusers DDPMScheduler."""
+    return DDPMScheduler.from_config(make_scheduler("ddpm").config)
 
 
 def make_scheduler(sampler: str, base_config: dict | None = None) -> SchedulerMixin:
@@ -63,7 +101,9 @@ def make_scheduler(sampler: str, base_config: dict | None = None) -> SchedulerMi
         prediction_type="epsilon",
     )
     if base_config is not None:
-        schedule = {k: base_config[k] for k in ("num_train_timesteps", "trained_betas", "prediction_type") if k in base_config}
+        schedule = {
+            k: base_config[k] for k in ("num_train_timesteps", "trained_betas", "prediction_type") if k in base_config
+        }
         if schedule.get("trained_betas") is None:
             schedule.update(
                 {k: base_config[k] for k in ("beta_start", "beta_end", "beta_schedule") if k in base_config}

@@ -64,4 +64,6 @@ def build_tiny_pipeline(seed: int = 0):
             scheduler=published_scheduler(),
             untrained=True,
         )
+    for model in (pipeline.vae, pipeline.image_encoder, pipeline.unet, pipeline.adapter):
+        model.eval()  # as from_pretrained leaves them (the VAE decodes differently in training mode)
     return pipeline

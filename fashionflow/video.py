@@ -28,7 +28,9 @@ def export_video(frames: Sequence[Image.Image] | np.ndarray, path: str | os.Path
     path = Path(path)
     video_format = path.suffix.lower().lstrip(".")
     if video_format not in VIDEO_FORMATS:
-        raise ValueError(f"Unsupported video format {path.suffix!r}; use one of: {', '.join('.' + f for f in VIDEO_FORMATS)}.")
+        raise ValueError(
+            f"Unsupported video format {path.suffix!r}; use one of: {', '.join('.' + f for f in VIDEO_FORMATS)}."
+        )
     if not 1 <= fps <= 60:
         raise ValueError(f"fps must be between 1 and 60; got {fps}.")
     arrays = [_to_uint8_array(frame) for frame in frames]
