@@ -82,9 +82,12 @@ class FetchedSource:
 
 
 def fetch_hub_source(
-    source: HubSource, local: str | os.PathLike | None = None, cache_dir=None
+    source: HubSource, local: str | os.PathLike | None = None, cache_dir=None, endpoint: str | None = None
 ) -> tuple[Path, str | None]:
-    """The folder holding `source`'s files (inside `local` when given, else fetched), and its commit."""
+    """The folder holding `source`'s files (inside `local` when given, else fetched), and its commit.
+
+    `endpoint` is a Hub mirror (default: HF_ENDPOINT, else huggingface.co).
+    """
     if local is not None:
         folder = Path(local) / source.subfolder
         missing = [f for f in source.files if not (folder / f).is_file()]
@@ -106,6 +109,7 @@ def fetch_hub_source(
                 subfolder=source.subfolder or None,
                 revision=source.revision,
                 cache_dir=cache_dir,
+                endpoint=endpoint,
             )
         )
 
@@ -204,6 +208,18 @@ def _fetch_into(url: str, partial: Path) -> None:
         raise ConnectionError(f"connection closed after {partial.stat().st_size} of {total} bytes")
 
 
+def _refuse_web_page(path: Path, url: str) -> None:
+    """A share link that answers with a web page (Dropbox with dl=0, an expired link) is not a checkpoint."""
+    with open(path, "rb") as f:
+        start = f.read(512).lstrip().lower()
+    if start.startswith((b"<!doctype", b"<html")):
+        path.unlink()
+        raise DownloadError(
+            f"{url} returned a web page, not the checkpoint file. For a Dropbox link, make sure it ends in dl=1 "
+            "(a direct download); if the link has expired, download the file by hand and pass --checkpoint FILE."
+        )
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -231,6 +247,7 @@ def download_official_pipeline(
     checkpoint_url: str = CHECKPOINT_URL,
     checkpoint_sha256: str | None = None,
     cache_dir: str | os.PathLike = DEFAULT_CACHE,
+    hub_endpoint: str | None = None,
     force: bool = False,
 ) -> Path:
     """Fetch everything the published model needs and write a complete pipeline folder.
@@ -240,6 +257,7 @@ def download_official_pipeline(
             Hub) to use instead of downloading.
         checkpoint: a local FashionFlow_checkpoint.pth to use instead of downloading it.
         checkpoint_sha256: the expected checksum of the checkpoint, when known.
+        hub_endpoint: a Hugging Face Hub mirror (default: HF_ENDPOINT, else huggingface.co).
         force: replace an existing output folder.
     """
     output_dir = Path(output_dir)
@@ -247,8 +265,8 @@ def download_official_pipeline(
         raise DownloadError(f"{output_dir} already exists; pass --force to replace it.")
     cache_dir = Path(cache_dir)
 
-    vae_folder, vae_commit = fetch_hub_source(VAE_SOURCE, vae_from, cache_dir / "hub")
-    clip_folder, clip_commit = fetch_hub_source(CLIP_SOURCE, clip_from, cache_dir / "hub")
+    vae_folder, vae_commit = fetch_hub_source(VAE_SOURCE, vae_from, cache_dir / "hub", hub_endpoint)
+    clip_folder, clip_commit = fetch_hub_source(CLIP_SOURCE, clip_from, cache_dir / "hub", hub_endpoint)
     if checkpoint is not None:
         checkpoint_path = Path(checkpoint)
         if not checkpoint_path.is_file():
@@ -258,6 +276,7 @@ def download_official_pipeline(
     else:
         checkpoint_path = cache_dir / CHECKPOINT_FILENAME
         checkpoint_sha = download_file(checkpoint_url, checkpoint_path, checkpoint_sha256)
+        _refuse_web_page(checkpoint_path, checkpoint_url)
 
     sources = [
         FetchedSource("vae", f"{VAE_SOURCE.repo_id} (subfolder vae)", vae_commit or VAE_SOURCE.revision, None,
