@@ -219,7 +219,6 @@ class FashionFlowPipeline(DiffusionPipeline):
                 "export"; raising from it stops the generation (how the app cancels).
         """
         # 0. Defaults
-        sampler_name = sampler
         if num_inference_steps is None:
             num_inference_steps = default_steps(sampler) if sampler else 50
         images = [image] if _is_single_image(image) else list(image)
@@ -237,10 +236,11 @@ class FashionFlowPipeline(DiffusionPipeline):
         # 3. Encode them: CLIP + VAE -> adapter context; VAE -> clean first-frame latent
         context, first_frame_latents = self.encode_image(stills, generator)
 
-        # 4. Timesteps
-        scheduler = self.scheduler.__class__.from_config(self.scheduler.config) if sampler is None else (
-            make_scheduler(sampler_name, self.scheduler.config)
-        )  # fmt: skip
+        # 4. Timesteps, on a fresh scheduler: calls share no sampler state (the app serves many users)
+        if sampler is None:
+            scheduler = self.scheduler.__class__.from_config(self.scheduler.config)
+        else:
+            scheduler = make_scheduler(sampler, self.scheduler.config)
         scheduler.set_timesteps(num_inference_steps, device=first_frame_latents.device)
         timesteps = scheduler.timesteps
         # ancestral samplers draw noise every step; deterministic ones take no generator
