@@ -78,13 +78,14 @@ def load_pipeline(
                 f"The model folder {model} is incomplete or damaged ({error}). "
                 "Run `python -m fashionflow download --force` to fetch it again."
             ) from None
-    elif _looks_like_hub_id(model):
+    elif model != DEFAULT_MODEL and _looks_like_hub_id(model):
         try:
             pipeline = FashionFlowPipeline.from_pretrained(model)
         except Exception as error:
             raise WeightsNotFoundError(
-                f"Could not load {model!r} from the Hugging Face Hub ({type(error).__name__}: {str(error)[:300]}). "
-                "Check the name and the internet connection, or download it once and pass its folder."
+                f"{model!r} is not a folder here, and loading it from the Hugging Face Hub failed "
+                f"({type(error).__name__}: {str(error)[:300]}). Check the name and the internet connection. "
+                + DOWNLOAD_HINT
             ) from None
     else:
         raise WeightsNotFoundError(f"No FashionFlow weights at {model}. {DOWNLOAD_HINT}")

@@ -37,29 +37,47 @@ def export_video(frames: Sequence[Image.Image] | np.ndarray, path: str | os.Path
     if not arrays:
         raise ValueError("No frames to write.")
 
-    from moviepy import ImageSequenceClip
-
-    clip = ImageSequenceClip(arrays, fps=fps)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
     os.close(descriptor)
     try:
+        # Frames are handed to the encoder one by one, never resampled in time: clip-based writers
+        # (moviepy) accumulate float frame times and drop or repeat frames.
         if video_format == "mp4":
-            clip.write_videofile(
-                partial,
-                codec="libx264",
-                pixel_format="yuv420p",  # 4:2:0 chroma: what browsers and phones decode
-                ffmpeg_params=["-movflags", "+faststart", "-crf", "18", "-preset", "medium"],
-                audio=False,
-                logger=None,
-            )
+            _write_mp4(arrays, partial, fps)
         else:
-            clip.write_gif(partial, loop=0, logger=None)
+            pictures = [Image.fromarray(a) for a in arrays]
+            pictures[0].save(
+                partial, format="GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps), loop=0
+            )
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
     return path
+
+
+def _write_mp4(arrays: list[np.ndarray], path: str, fps: int) -> None:
+    import imageio_ffmpeg
+
+    height, width = arrays[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(
+        path,
+        (width, height),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",  # 4:2:0 chroma: what browsers and phones decode
+        quality=None,
+        macro_block_size=1,
+        output_params=["-movflags", "+faststart", "-crf", "18", "-preset", "medium"],
+        ffmpeg_log_level="error",
+    )
+    writer.send(None)  # start ffmpeg
+    try:
+        for array in arrays:
+            writer.send(np.ascontiguousarray(array))
+    finally:
+        writer.close()
 
 
 def _to_uint8_array(frame) -> np.ndarray:
