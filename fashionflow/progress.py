@@ -1,0 +1,152 @@
+"""Progress and time left for one generation, from the pipeline's `(stage, done, total)` reports.
+
+The pipeline reports three stages: "denoise" (once per sampler step, counting steps), "decode"
+(once per chunk of frames through the VAE, counting frames) and "export" (the video files). `GenerationProgress` turns those
+reports into one fraction for a progress bar and a sentence with the time left, with no
+dependency on any user interface.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+STAGES = ("denoise", "decode", "export")
+
+# Cost of one unit of a stage relative to one denoising step of the same video. Used for the
+# bar (which must move sensibly from the first report) and for the time left of stages that
+# have not started yet; a stage's own measured rate replaces it once the stage runs. Decoding
+# and writing scale with the frame count as a denoising step does, so the ratios carry over
+# between video lengths. They are deliberately rough: only the order of magnitude matters.
+DECODE_COST_PER_FRAME = 0.06
+EXPORT_COST_PER_FILE = 0.5
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """What a progress display shows: `fraction` in [0, 1], a sentence, and seconds left when known."""
+
+    fraction: float
+    desc: str
+    seconds_left: float | None = None
+
+
+def format_seconds(seconds: float) -> str:
+    """Time for people: "about 40 s", "about 3 min", "under a second"."""
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"about {math.ceil(seconds)} s"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"about {round(minutes)} min"
+    return f"about {minutes / 60:.1f} h"
+
+
+@dataclass
+class _StageClock:
+    entered: float  # when the stage began: the previous report (the pipeline reports finished units)
+    first_time: float
+    first_done: int
+
+
+class GenerationProgress:
+    """Overall fraction done and time left for a generation of `steps` steps and `num_frames` frames.
+
+    The fraction comes from a fixed cost model, so it only moves forward. The time left comes
+    from measured seconds per unit: a stage's own rate once it has reported, otherwise the
+    measured step time scaled by the stage's relative cost. Rates are taken between reports of
+    the same stage, so set-up work before a stage's first unit (encoding the photo) does not
+    inflate them for the rest of the run.
+    """
+
+    def __init__(
+        self,
+        steps: int,
+        num_frames: int,
+        export_files: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if steps < 1 or num_frames < 1 or export_files < 0:
+            raise ValueError("steps and num_frames must be positive, export_files not negative.")
+        self.clock = clock
+        self.units = {"denoise": steps, "decode": num_frames, "export": export_files}
+        self.unit_cost = {"denoise": 1.0, "decode": DECODE_COST_PER_FRAME, "export": EXPORT_COST_PER_FILE}
+        self.done = dict.fromkeys(STAGES, 0)
+        self.clocks: dict[str, _StageClock] = {}
+        self.started = self.last_report = clock()
+        self._fraction = 0.0
+
+    def start(self) -> ProgressUpdate:
+        """The first report, before the pipeline has said anything: the clock starts now."""
+        self.started = self.last_report = self.clock()
+        return ProgressUpdate(0.0, "Preparing the photo")
+
+    def update(self, stage: str, done: int, total: int) -> ProgressUpdate:
+        """Record that `done` of `total` units of `stage` are finished; return what to show."""
+        if stage not in STAGES:
+            raise ValueError(f"Unknown stage {stage!r}; expected one of {STAGES}.")
+        now = self.clock()
+        for earlier in STAGES[: STAGES.index(stage)]:
+            self.done[earlier] = self.units[earlier]  # a later stage reporting means the earlier ones ended
+        if total > 0:
+            self.units[stage] = total  # the pipeline's count wins (a batch decodes more frames)
+        done = max(self.done[stage], min(done, self.units[stage]))
+        if stage not in self.clocks:
+            self.clocks[stage] = _StageClock(entered=self.last_report, first_time=now, first_done=done)
+        self.done[stage] = done
+        self.last_report = now
+
+        seconds_left = self._seconds_left(stage)
+        return ProgressUpdate(self.fraction, self._describe(stage, seconds_left), seconds_left)
+
+    @property
+    def fraction(self) -> float:
+        total = sum(self.units[s] * self.unit_cost[s] for s in STAGES)
+        done = sum(self.done[s] * self.unit_cost[s] for s in STAGES)
+        # Never backwards, even when a stage's unit count turns out different from the plan.
+        self._fraction = max(self._fraction, min(1.0, done / total) if total else 1.0)
+        return self._fraction
+
+    def seconds_per_unit(self, stage: str) -> float | None:
+        """Measured seconds per unit of `stage`, or None before it has finished a unit."""
+        clock = self.clocks.get(stage)
+        if clock is None:
+            return None
+        done = self.done[stage]
+        if done > clock.first_done:
+            return max(0.0, self.last_report - clock.first_time) / (done - clock.first_done)
+        if clock.first_done > 0:
+            return max(0.0, clock.first_time - clock.entered) / clock.first_done
+        return None
+
+    def _seconds_left(self, stage: str) -> float | None:
+        step_seconds = self.seconds_per_unit("denoise")
+        left = 0.0
+        for s in STAGES[STAGES.index(stage) :]:
+            remaining = self.units[s] - self.done[s]
+            if remaining <= 0:
+                continue
+            rate = self.seconds_per_unit(s) if s == stage else None
+            if rate is None:
+                if step_seconds is None:
+                    return None
+                rate = step_seconds * self.unit_cost[s]
+            left += remaining * rate
+        return left
+
+    def _describe(self, stage: str, seconds_left: float | None) -> str:
+        done, total = self.done[stage], self.units[stage]
+        if stage == "denoise":
+            what = f"Denoising: step {done} of {total}"
+        elif stage == "decode":
+            what = f"Decoding frames: {done} of {total}"
+        elif done < total:
+            what = "Writing the MP4 and GIF"
+        else:
+            return "Done"
+        if seconds_left is None:
+            return f"{what} · estimating the time left"
+        return f"{what} · {format_seconds(seconds_left)} left"
