@@ -250,7 +250,6 @@ class FashionFlowPipeline(DiffusionPipeline):
         latents = self.prepare_latents(first_frame_latents, num_frames, scheduler.init_noise_sigma, generator, latents)
 
         # 6. Denoise; frame 0 goes back to the clean latent after every step
-        self._num_timesteps = len(timesteps)
         unet_dtype = self.unet.dtype
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
@@ -312,6 +311,8 @@ class FashionFlowPipeline(DiffusionPipeline):
         if output_path is not None:
             if len(images) != 1:
                 raise ValueError("output_path writes one video: give one photo (or call once per photo).")
+            if output_type == "latent":
+                raise ValueError('output_path needs decoded frames: it cannot go with output_type="latent".')
             if Path(output_path).suffix.lower().lstrip(".") not in VIDEO_FORMATS:
                 raise ValueError(f"output_path must end in .mp4 or .gif; got {str(output_path)!r}.")
             if not 1 <= fps <= 60:

@@ -191,6 +191,7 @@ def test_callbacks_see_every_step_and_can_stop(pipe, photo):
         (dict(output_type="webm"), "output_type"),
         (dict(output_path="video.avi"), ".mp4 or .gif"),
         (dict(output_path="video.mp4", fps=0), "fps"),
+        (dict(output_path="video.mp4", output_type="latent"), "cannot go with"),
     ],
 )
 def test_out_of_range_settings_are_refused_and_write_nothing(pipe, photo, tmp_path, monkeypatch, kwargs, message):
