@@ -115,10 +115,23 @@ class FashionFlowPipeline(DiffusionPipeline):
         self, images: Sequence[PIL.Image.Image], generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Framed stills -> (context (b, tokens, dim), clean first-frame latents (b, 4, h, w))."""
-        device = self._execution_device
         pixels = torch.stack([image_to_tensor(image) for image in images])  # (b, 3, H, W) in [0, 1]
+        clip_hidden_states, context_latents, first_frame_latents = self.encode_condition(pixels, generator)
+        context = self.adapter(clip_hidden_states.to(self.adapter.dtype), context_latents.to(self.adapter.dtype))
+        return context, first_frame_latents.float()
 
-        clip_input = self._clip_pixel_values(pixels).to(device, self.image_encoder.dtype)
+    @torch.no_grad()
+    def encode_condition(
+        self, pixels: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the frozen encoders make of stills (b, 3, H, W) in [0, 1]: (CLIP last_hidden_state,
+        a VAE latent sample for the adapter, another for frame 0), each on the execution device.
+
+        Generation and training both condition through here (training feeds the first two to
+        the adapter it trains), so the two cannot drift apart.
+        """
+        device = self._execution_device
+        clip_input = self._clip_pixel_values(pixels.cpu().float()).to(device, self.image_encoder.dtype)
         clip_hidden_states = self.image_encoder(clip_input).last_hidden_state
 
         # Pixels enter the VAE in [0, 1], as in training. Like the authors' code, the adapter and
@@ -127,9 +140,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         scale = self.vae.config.scaling_factor
         context_latents = latent_dist.sample(generator) * scale
         first_frame_latents = latent_dist.sample(generator) * scale
-
-        context = self.adapter(clip_hidden_states.to(self.adapter.dtype), context_latents.to(self.adapter.dtype))
-        return context, first_frame_latents.float()
+        return clip_hidden_states, context_latents, first_frame_latents
 
     def _clip_pixel_values(self, pixels: torch.Tensor) -> torch.Tensor:
         # "published-checkpoint": the processor rescales the [0, 1] floats by 1/255 again (do_rescale);

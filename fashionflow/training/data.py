@@ -1,0 +1,378 @@
+"""Data preparation: fashion videos -> latent clips cached as safetensors, so training never runs the VAE on video.
+
+What the authors' `project_latent_space.py` does, with what it left out: each video gives K windows
+of `frames` consecutive frames (the authors: one, at a random start); every frame is fitted to the
+model's frame exactly as generation fits a photo (`image.frame_image`), enters the VAE as [0, 1]
+pixels and is stored as one latent sample times `vae.config.scaling_factor`; the window's first
+frame is kept as pixels, the still that conditions the clip. Unlike the authors, every window
+start, source checksum and setting is recorded.
+
+Layout of DATA:
+
+    dataset.json                 settings and their fingerprint: frame size, frames, model, VAE
+    shards/<video-id>.safetensors  per clip k: "clip<k>.latents" (4, frames, h, w) float32,
+                                 "clip<k>.still" (3, H, W) uint8
+    records/<video-id>.json      per video: source, sha256, fps, window starts, or why it was skipped
+    index.json                   written last: every clip, with its shard; training reads this
+
+A second run over the same DATA skips the videos that have a record, and a killed run leaves at
+most `.partial` files, which the next run removes: shards and records appear whole or not at all.
+Under `accelerate launch` the pending videos are split between the processes; nothing is gathered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..image import FIT_MODES, frame_image, image_to_tensor
+from .errors import DataError, OutputFolderError
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
+DATA_FORMAT = "fashionflow-latent-clips/1"
+DEFAULT_FRAMES = 70
+DEFAULT_PREPARE_FIT = "pad"  # generation's default: training sees frames fitted the way users' photos will be
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """Everything that decides the stored latents; its fingerprint guards DATA against mixing."""
+
+    frames: int
+    clips_per_video: int
+    fit: str
+    seed: int
+    frame_height: int
+    frame_width: int
+    latent_channels: int
+    vae_scale_factor: int
+    scaling_factor: float
+    vae_fingerprint: str
+    latent_sample: str = "one sample of the VAE latent distribution, times scaling_factor"
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class PrepareSummary:
+    videos: int = 0  # video files found
+    prepared: int = 0  # videos with clips in DATA (this run and earlier ones)
+    clips: int = 0
+    done_before: int = 0  # videos a previous run had already handled
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (video, reason)
+
+
+def find_videos(folder: str | os.PathLike) -> list[Path]:
+    """Video files under `folder`, searched recursively, sorted (hidden files and folders left out)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"No folder of videos at {folder}.")
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file() and not any(part.startswith(".") for part in p.parts)
+    )
+
+
+def video_id(path: Path, root: Path) -> str:
+    """A stable, file-name-safe id from the path under VIDEOS (two videos may share a name in different folders)."""
+    relative = path.relative_to(root).as_posix()
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in path.stem)[:60]
+    return f"{stem}-{hashlib.sha1(relative.encode()).hexdigest()[:8]}"
+
+
+def vae_fingerprint(vae) -> str:
+    """sha256 of the VAE's weights: latents from another VAE mean nothing to a model."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(vae.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def settings_for(pipeline, frames: int, clips_per_video: int, fit: str, seed: int) -> PrepareSettings:
+    if fit not in FIT_MODES:
+        raise DataError(f"Unknown fit {fit!r}; choose one of: {', '.join(FIT_MODES)}.")
+    multiple = pipeline.unet.frame_multiple
+    if frames < multiple or frames % multiple:
+        raise DataError(f"--frames must be a positive multiple of {multiple} (this model's U-Net); got {frames}.")
+    if clips_per_video < 1:
+        raise DataError(f"--clips-per-video must be at least 1; got {clips_per_video}.")
+    height, width = pipeline.frame_size
+    return PrepareSettings(
+        frames=frames,
+        clips_per_video=clips_per_video,
+        fit=fit,
+        seed=seed,
+        frame_height=height,
+        frame_width=width,
+        latent_channels=pipeline.vae.config.latent_channels,
+        vae_scale_factor=pipeline.vae_scale_factor,
+        scaling_factor=float(pipeline.vae.config.scaling_factor),
+        vae_fingerprint=vae_fingerprint(pipeline.vae),
+    )
+
+
+# reading videos ---------------------------------------------------------------------------------------------------
+
+
+class UnusableVideo(Exception):
+    """A video that gives no clip; the message is the reason shown in the summary."""
+
+
+def read_windows(path: Path, frames: int, clips: int, rng: np.random.Generator) -> tuple[list[int], list, float]:
+    """Window starts, the frames of each window (PIL images) and the frame rate, decoded with PyAV.
+
+    The windows split the video into `clips` equal stretches and start at a random frame of their
+    own stretch: for one clip that is the authors' random start anywhere in the video.
+    """
+    import av
+
+    try:
+        total, fps = _count_frames(path)
+        if total < frames:
+            raise UnusableVideo(f"too short: {total} frame(s), a clip needs {frames}")
+        span = (total - frames + 1) / clips  # window starts available per clip
+        if span < 1:
+            raise UnusableVideo(f"too short for {clips} clips of {frames} frames: {total} frame(s)")
+        starts = [int(k * span + rng.integers(0, max(1, int(span)))) for k in range(clips)]
+        wanted = {start + i: k for k, start in enumerate(starts) for i in range(frames)}
+        windows: list[list] = [[] for _ in range(clips)]
+        with av.open(str(path)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index in wanted:
+                    windows[wanted[index]].append(frame.to_image())
+                if index >= max(wanted):
+                    break
+    except UnusableVideo:
+        raise
+    except (av.FFmpegError, OSError, ValueError, IndexError) as error:
+        raise UnusableVideo(f"corrupt or unreadable ({type(error).__name__}: {str(error)[:160]})") from None
+    if any(len(window) != frames for window in windows):
+        raise UnusableVideo("corrupt: fewer frames decoded than the file announces")
+    return starts, windows, fps
+
+
+def _count_frames(path: Path) -> tuple[int, float]:
+    """Frames decoded (not the container's claim, which can be missing or wrong) and the frame rate."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise UnusableVideo("no video stream")
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        count = sum(1 for _ in container.decode(stream))
+    return count, fps
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# encoding ---------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def encode_video(vae, pixels: torch.Tensor, generator: torch.Generator, batch_size: int = 8) -> torch.Tensor:
+    """Frames (f, 3, H, W) in [0, 1] -> latent video (4, f, h, w) float32: one sample each, times the scaling factor.
+
+    The same encoding as a still in `FashionFlowPipeline.encode_condition`: [0, 1] pixels, a sample
+    of the latent distribution, `vae.config.scaling_factor`.
+    """
+    device = vae.device
+    latents = []
+    for start in range(0, pixels.shape[0], batch_size):
+        chunk = pixels[start : start + batch_size].to(device, vae.dtype)
+        latents.append(vae.encode(chunk).latent_dist.sample(generator).float().cpu())
+    return (torch.cat(latents) * vae.config.scaling_factor).permute(1, 0, 2, 3).contiguous()  # (c, f, h, w)
+
+
+# preparing DATA ---------------------------------------------------------------------------------------------------
+
+
+def prepare_dataset(
+    videos: str | os.PathLike,
+    output: str | os.PathLike,
+    model: str = "tiny-random",
+    frames: int = DEFAULT_FRAMES,
+    clips_per_video: int = 1,
+    fit: str = DEFAULT_PREPARE_FIT,
+    seed: int = 0,
+    device: str | None = None,
+    encode_batch_size: int = 8,
+    show_progress: bool = True,
+) -> PrepareSummary:
+    """Encode the videos under `videos` into latent clips in `output` (see the module docstring)."""
+    from accelerate import PartialState
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    from ..loading import load_pipeline
+
+    videos, output = Path(videos), Path(output)
+    found = find_videos(videos)
+    if not found:
+        raise DataError(f"No videos ({', '.join(VIDEO_SUFFIXES)}) found in {videos} or its subfolders.")
+
+    state = PartialState()
+    pipeline = load_pipeline(model, device=device or str(state.device), dtype="float32")
+    settings = settings_for(pipeline, frames, clips_per_video, fit, seed)
+    vae = pipeline.vae
+    if state.is_main_process:
+        _open_output(output, settings, model)
+    state.wait_for_everyone()
+
+    records = output / "records"
+    ids = {path: video_id(path, videos) for path in found}
+    pending = [path for path in found if not (records / f"{ids[path]}.json").is_file()]
+    summary = PrepareSummary(videos=len(found), done_before=len(found) - len(pending))
+    state.wait_for_everyone()  # every process has listed the same pending videos before any writes
+
+    with state.split_between_processes(pending) as mine:
+        bar = tqdm(mine, desc="prepare", unit="video", disable=not (show_progress and state.is_main_process))
+        for path in bar:
+            vid = ids[path]
+            bar.set_postfix_str(path.name[:30])
+            record = {"video": vid, "source": path.relative_to(videos).as_posix(), "sha256": file_sha256(path)}
+            rng = np.random.default_rng([seed, zlib.crc32(vid.encode())])  # per video: any process order, same clips
+            generator = torch.Generator(vae.device).manual_seed(int(rng.integers(2**62)))
+            try:
+                starts, windows, fps = read_windows(path, frames, clips_per_video, rng)
+            except UnusableVideo as reason:
+                record.update(status="skipped", reason=str(reason))
+                _write_json(records / f"{vid}.json", record)
+                continue
+            tensors = {}
+            for k, window in enumerate(windows):
+                framed = [
+                    frame_image(frame.convert("RGB"), settings.frame_height, settings.frame_width, fit)
+                    for frame in window
+                ]
+                pixels = torch.stack([image_to_tensor(frame) for frame in framed])  # (f, 3, H, W) in [0, 1]
+                tensors[f"clip{k}.latents"] = encode_video(vae, pixels, generator, encode_batch_size)
+                tensors[f"clip{k}.still"] = (pixels[0] * 255).round().to(torch.uint8).contiguous()
+            shard = output / "shards" / f"{vid}.safetensors"
+            _atomic_write(shard, lambda tmp, tensors=tensors, vid=vid: save_file(tensors, tmp, metadata={"video": vid}))
+            record.update(status="ok", fps=fps, starts=starts, shard=shard.relative_to(output).as_posix())
+            _write_json(records / f"{vid}.json", record)  # last: a video counts as done once its record exists
+        bar.close()
+    state.wait_for_everyone()
+
+    if state.is_main_process:
+        _write_index(output, settings, model)
+    state.wait_for_everyone()
+    index = _read_json(output / "index.json", {})
+    summary.prepared = index.get("videos", 0)
+    summary.clips = len(index.get("clips", []))
+    summary.skipped = [(s["source"], s["reason"]) for s in index.get("skipped", [])]
+    return summary
+
+
+def _open_output(output: Path, settings: PrepareSettings, model: str) -> None:
+    """Create DATA, or check that an existing DATA was made with the same settings; remove leftovers of a killed run."""
+    if output.exists() and not output.is_dir():
+        raise OutputFolderError(f"{output} exists and is not a folder.")
+    try:
+        for sub in ("shards", "records"):
+            (output / sub).mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=output, prefix=".write-test-")
+        probe.close()
+    except OSError as error:
+        raise OutputFolderError(f"Cannot write to {output}: {error.strerror or error}.") from None
+
+    described = output / "dataset.json"
+    if described.is_file():
+        earlier = _read_json(described, {})
+        if earlier.get("fingerprint") != settings.fingerprint:
+            changed = [k for k, v in asdict(settings).items() if earlier.get("settings", {}).get(k) != v]
+            raise DataError(
+                f"{output} holds data prepared with other settings ({', '.join(changed) or 'format'} differ); "
+                "prepare into a new folder, or delete this one."
+            )
+    elif any((output / "records").iterdir()):
+        raise DataError(f"{output} holds prepared clips but no dataset.json; prepare into a new folder.")
+    else:
+        _write_json(
+            described,
+            {"format": DATA_FORMAT, "model": model, "fingerprint": settings.fingerprint, "settings": asdict(settings)},
+        )
+    for leftover in output.rglob(".*.partial"):
+        leftover.unlink(missing_ok=True)
+
+
+def _write_index(output: Path, settings: PrepareSettings, model: str) -> dict:
+    clips, skipped, videos = [], [], 0
+    for path in sorted((output / "records").glob("*.json")):
+        record = _read_json(path, None)
+        if record is None:
+            continue
+        if record["status"] == "skipped":
+            skipped.append({"source": record["source"], "reason": record["reason"]})
+            continue
+        videos += 1
+        for k, start in enumerate(record["starts"]):
+            clips.append(
+                {
+                    "id": f"{record['video']}/clip{k}",
+                    "shard": record["shard"],
+                    "key": f"clip{k}",
+                    "source": record["source"],
+                    "sha256": record["sha256"],
+                    "start": start,
+                    "fps": record["fps"],
+                }
+            )
+    index = {
+        "format": DATA_FORMAT,
+        "model": model,
+        "fingerprint": settings.fingerprint,
+        "settings": asdict(settings),
+        "videos": videos,
+        "clips": clips,
+        "skipped": skipped,
+    }
+    _write_json(output / "index.json", index)
+    return index
+
+
+def _write_json(path: Path, data: dict) -> None:
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """`write(temporary_path)`, then rename into place: the file appears whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.partial"
+    try:
+        write(str(temporary))
+        os.chmod(temporary, 0o666 & ~_UMASK)  # some writers (safetensors) create files readable by the owner only
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _read_json(path: Path, default):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default

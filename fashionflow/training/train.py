@@ -1,0 +1,636 @@
+"""Training FashionFlow's U-Net and adapter on prepared latent clips: one readable loop on one `Accelerator`.
+
+One process (a GPU, or the CPU):
+
+    python -m fashionflow train DATA -o RUN --model MODEL
+
+Several GPUs, one machine (accelerate is the distributed engine; `accelerate config` for DeepSpeed/FSDP):
+
+    accelerate launch --multi_gpu --num_processes 8 -m fashionflow train DATA -o RUN --model MODEL
+
+Two machines (run on each, --machine_rank 0 and 1):
+
+    accelerate launch --num_machines 2 --machine_rank 0 --main_process_ip HOST --main_process_port 29500 \\
+        --num_processes 16 -m fashionflow train DATA -o RUN --model MODEL
+
+The step is the authors' (see `objective.py`); what the authors' loop lacked is added the way
+diffusers' example trainers do it: mixed precision, gradient accumulation and checkpointing, EMA,
+checkpoints with resume (including the data position), validation videos and loss, TensorBoard.
+RUN holds: config.json, metrics.jsonl, logs/ (TensorBoard), checkpoint-{step}/, validation/, and
+at the end pipeline/ (a complete pipeline folder with a model card).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from accelerate.logging import get_logger
+
+from .checkpoints import (
+    list_checkpoints,
+    load_ema,
+    load_generators,
+    prune_checkpoints,
+    read_train_state,
+    resolve_resume,
+    save_ema,
+    save_generators,
+)
+from .dataset import LatentClipDataset, check_data_fits_model, load_index, split_by_video
+from .errors import OutputFolderError, TrainingStopped
+from .objective import LOSS_REDUCTIONS, Denoiser, diffusion_loss
+
+logger = get_logger(__name__)
+
+INIT_CHOICES = ("model", "scratch")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a run; written to RUN/config.json and to TensorBoard's hparams.
+
+    Defaults are the authors' (AdamW lr 1e-4, weight decay 0.01, constant rate, fp32, no EMA,
+    no clipping, batch 2 per process), except the loss reduction: "mean", see `loss_reduction`.
+    """
+
+    data: str
+    output: str
+    model: str = "weights/fashionflow"
+    init: str = "model"  # "model": fine-tune the model's U-Net and adapter; "scratch": fresh weights of its config
+    max_steps: int | None = None  # optimiser steps; when None, `epochs` decides
+    epochs: int = 1
+    batch_size: int = 2  # clips per process and micro-step
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    max_grad_norm: float | None = None  # the authors clip nothing
+    # "mean" over frames: the paper's better-scoring variant, and a loss (and gradient norm) whose size
+    # does not grow with the clip length, so learning rates and clipping carry over between lengths.
+    loss_reduction: str = "mean"
+    mixed_precision: str = "no"
+    gradient_checkpointing: bool = False
+    ema: bool = False
+    ema_decay: float = 0.9999
+    seed: int = 0
+    checkpoint_every: int = 500
+    checkpoints_limit: int | None = 3
+    resume: str | None = None
+    validation_videos: int = 0  # prepared videos held out for the validation loss (and stills)
+    validation_stills: tuple[str, ...] = ()  # photos for validation videos; default: the held-out clips' stills
+    validation_every: int = 500
+    validation_frames: int | None = None  # default: the prepared clips' length
+    validation_sampler: str = "dpm++"
+    validation_steps: int = 25
+    validation_seeds: tuple[int, ...] = (0,)
+    max_validation_stills: int = 4
+    log_every: int = 10
+    num_workers: int = 0
+    cpu: bool = False  # train on the CPU even where a GPU is present
+    report_to: str | None = "tensorboard"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    pipeline_dir: Path | None
+    steps: int
+    last_loss: float | None
+    last_val_loss: float | None = None
+    metrics: list[dict] = field(default_factory=list)
+
+
+def check_config(config: TrainConfig) -> None:
+    """Refuse impossible settings with a message that names the flag."""
+    problems = []
+    if config.init not in INIT_CHOICES:
+        problems.append(f"--init must be one of {INIT_CHOICES}")
+    if config.loss_reduction not in LOSS_REDUCTIONS:
+        problems.append(f"--loss-reduction must be one of {LOSS_REDUCTIONS}")
+    if config.mixed_precision not in MIXED_PRECISION:
+        problems.append(f"--mixed-precision must be one of {MIXED_PRECISION}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        problems.append(f"--lr-schedule must be one of {LR_SCHEDULES}")
+    for name in ("batch_size", "gradient_accumulation_steps", "epochs", "checkpoint_every", "validation_every",
+                 "log_every", "validation_steps"):  # fmt: skip
+        if getattr(config, name) < 1:
+            problems.append(f"--{name.replace('_', '-')} must be at least 1")
+    if config.max_steps is not None and config.max_steps < 1:
+        problems.append("--max-steps must be at least 1")
+    if not config.learning_rate > 0:
+        problems.append("--learning-rate must be positive")
+    if config.checkpoints_limit is not None and config.checkpoints_limit < 1:
+        problems.append("--checkpoints-limit must be at least 1")
+    if problems:
+        raise ValueError("; ".join(problems) + ".")
+
+
+# the run ---------------------------------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
+    """Train as `config` says; returns where the run and its pipeline are. See the module docstring."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+    from tqdm.auto import tqdm
+
+    from ..loading import load_pipeline
+    from ..models import ConditionAdapter, FashionFlowUNet
+
+    check_config(config)
+    run_dir = Path(config.output)
+    tracker = _tracker(config.report_to)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        mixed_precision=config.mixed_precision,
+        log_with=tracker,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        cpu=config.cpu,
+    )
+    main = accelerator.is_main_process
+    logger.info(str(accelerator.state), main_process_only=False)
+
+    # 1. Check everything a mistake could be in before touching RUN
+    index = load_index(config.data)
+    checkpoint = resolve_resume(run_dir, config.resume)
+    if main:
+        _open_run_dir(run_dir, resuming=checkpoint is not None or config.resume == "latest")
+    accelerator.wait_for_everyone()
+    pipeline = load_pipeline(config.model, device=str(accelerator.device), dtype="float32")
+    check_data_fits_model(index, pipeline, config.data)
+    train_clips, validation_clips = split_by_video(index["clips"], config.validation_videos)
+
+    # 2. Models: U-Net + adapter train together (one module for accelerate); VAE and CLIP are frozen
+    set_seed(config.seed)  # the same initial weights and data order on every process
+    if config.init == "scratch":
+        pipeline.unet = FashionFlowUNet.from_config(pipeline.unet.config).to(accelerator.device)
+        pipeline.adapter = ConditionAdapter.from_config(pipeline.adapter.config).to(accelerator.device)
+        clip_preprocessing = "standard"  # a model trained here is fed CLIP correctly, and says so in its config
+    else:
+        clip_preprocessing = pipeline.config.clip_preprocessing  # fine-tuning keeps the loaded model's setting
+    pipeline.register_to_config(clip_preprocessing=clip_preprocessing)
+    pipeline.set_progress_bar_config(disable=True)
+    unet, adapter = pipeline.unet, pipeline.adapter
+    denoiser = Denoiser(unet, adapter).train()
+    if config.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    frozen_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.mixed_precision, torch.float32)
+    for frozen in (pipeline.vae, pipeline.image_encoder):
+        frozen.requires_grad_(False).eval()
+    pipeline.image_encoder.to(dtype=frozen_dtype)
+    pipeline.vae.to(dtype=torch.float32 if frozen_dtype == torch.float16 else frozen_dtype)  # fp16 VAE can overflow
+    ema = EMAModel(denoiser.parameters(), decay=config.ema_decay) if config.ema else None
+    if ema is not None:
+        ema.to(accelerator.device)
+
+    # 3. Data, optimiser, schedule
+    dataset = LatentClipDataset(config.data, train_clips)
+    dataloader = torch.utils.data.DataLoader(
+        dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers, drop_last=False
+    )
+    optimizer = torch.optim.AdamW(
+        denoiser.parameters(),
+        lr=config.learning_rate,
+        betas=(config.adam_beta1, config.adam_beta2),
+        weight_decay=config.weight_decay,
+        eps=config.adam_epsilon,
+    )
+    steps_per_epoch = math.ceil(math.ceil(len(dataset) / (config.batch_size * accelerator.num_processes))
+                                / config.gradient_accumulation_steps)  # fmt: skip
+    max_steps = config.max_steps or config.epochs * steps_per_epoch
+    schedule = (
+        "constant_with_warmup" if config.lr_schedule == "constant" and config.warmup_steps else config.lr_schedule
+    )
+    # the prepared schedule steps once per process per optimiser step (diffusers' examples scale the same way)
+    lr_scheduler = get_scheduler(
+        schedule,
+        optimizer,
+        num_warmup_steps=config.warmup_steps * accelerator.num_processes,
+        num_training_steps=max_steps * accelerator.num_processes,
+    )
+    denoiser, optimizer, dataloader, lr_scheduler = accelerator.prepare(denoiser, optimizer, dataloader, lr_scheduler)
+    steps_per_epoch = math.ceil(len(dataloader) / config.gradient_accumulation_steps)
+    epochs = math.ceil(max_steps / steps_per_epoch)
+    noise_scheduler = pipeline.scheduler  # the published schedule the pipeline samples on
+    # timesteps, noise and VAE samples come from this process's own generator, saved in every checkpoint
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + accelerator.process_index)
+    generators = {f"noise-{accelerator.process_index}": generator}
+
+    # 4. Resume: weights, optimiser, schedule, RNG, EMA, and where in the data the run was
+    step, epoch, batches_done, samples_seen = 0, 0, 0, 0
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        load_generators(generators, checkpoint / f"generators-{accelerator.process_index}.safetensors")
+        if ema is not None:
+            if not (checkpoint / "ema.safetensors").is_file():
+                raise ValueError(f"{checkpoint} was saved without EMA; resume it without --ema.")
+            load_ema(ema, checkpoint / "ema.safetensors")
+        state = read_train_state(checkpoint)
+        step, epoch, batches_done, samples_seen = (state[k] for k in ("step", "epoch", "batches_done", "samples_seen"))
+        if batches_done >= len(dataloader):
+            epoch, batches_done = epoch + 1, 0
+        accelerator.print(f"Resuming from {checkpoint} (step {step}, epoch {epoch}, batch {batches_done}).")
+    elif config.resume == "latest":
+        accelerator.print(f"No checkpoint in {run_dir} yet: starting a new run.")
+
+    # 5. Record the run
+    effective_batch = config.batch_size * accelerator.num_processes * config.gradient_accumulation_steps
+    facts = dict(
+        processes=accelerator.num_processes, device=str(accelerator.device), effective_batch=effective_batch,
+        train_clips=len(dataset), validation_clips=len(validation_clips), steps_per_epoch=steps_per_epoch,
+        max_steps=max_steps, clip_preprocessing=clip_preprocessing,
+    )  # fmt: skip
+    metrics_path = run_dir / "metrics.jsonl"
+    if main:
+        (run_dir / "config.json").write_text(json.dumps({**asdict(config), "resolved": facts}, indent=1))
+        _truncate_metrics(metrics_path, after_step=step)
+    if tracker:
+        accelerator.init_trackers("fashionflow", config=_hparams(config))
+    accelerator.print(
+        f"Training {sum(p.numel() for p in unet.parameters()) + sum(p.numel() for p in adapter.parameters()):,} "
+        f"parameters on {len(dataset)} clips ({len(validation_clips)} held out) | {accelerator.num_processes} "
+        f"process(es) x {config.batch_size} clips x {config.gradient_accumulation_steps} accumulation = "
+        f"{effective_batch} per step | {max_steps} steps, {epochs} epoch(s) | loss: {config.loss_reduction} over frames"
+    )
+
+    # 6. Validation set-up: held-out clips for the loss, stills for the videos
+    validation_set = LatentClipDataset(config.data, validation_clips) if validation_clips else None
+    stills = _validation_stills(config, validation_set, run_dir if main else None)
+    video_frames = config.validation_frames or index["settings"]["frames"]
+
+    def validate(at_step: int) -> float | None:
+        if ema is not None:
+            ema.store(denoiser.parameters())
+            ema.copy_to(denoiser.parameters())
+        denoiser.eval()
+        try:
+            loss = _validation_loss(accelerator, pipeline, Denoiser(unet, adapter), validation_set, config)
+            if main and stills:
+                _validation_videos(accelerator, pipeline, stills, at_step, run_dir, config, video_frames)
+            accelerator.wait_for_everyone()
+        finally:
+            denoiser.train()
+            if ema is not None:
+                ema.restore(denoiser.parameters())
+        return loss
+
+    def save(at_step: int) -> Path:
+        state = dict(step=at_step, epoch=epoch, batches_done=batches_done, samples_seen=samples_seen)
+        return _save_checkpoint(accelerator, run_dir, state, ema, generators, config.checkpoints_limit)
+
+    # 7. The loop
+    bar = tqdm(total=max_steps, initial=step, desc="train", unit="step", disable=not (show_progress and main))
+    interval_losses: list[float] = []
+    micro_losses: list[torch.Tensor] = []
+    interval_start = time.perf_counter()
+    saved_step = step if checkpoint is not None else None
+    last_loss = last_val = None
+    metrics: list[dict] = []
+    if step == 0 and (validation_set is not None or stills):
+        last_val = validate(0)  # catches assembly mistakes before hours of training (SVD-Xtend does it at step 1)
+        if last_val is not None:
+            accelerator.log({"val_loss": last_val}, step=0)
+    try:
+        while step < max_steps and epoch < epochs:
+            dataloader.set_epoch(epoch)
+            batches = accelerator.skip_first_batches(dataloader, batches_done) if batches_done else dataloader
+            for batch in batches:
+                with accelerator.accumulate(denoiser):
+                    clip_hidden_states, context_latents, _ = pipeline.encode_condition(batch["still"], generator)
+                    loss = diffusion_loss(
+                        denoiser, noise_scheduler, batch["latents"], clip_hidden_states, context_latents,
+                        config.loss_reduction, generator,
+                    )  # fmt: skip
+                    accelerator.backward(loss)
+                    grad_norm = None
+                    if accelerator.sync_gradients and config.max_grad_norm:
+                        grad_norm = accelerator.clip_grad_norm_(denoiser.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    lr_scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                micro_losses.append(loss.detach())
+                if not accelerator.sync_gradients:
+                    continue
+
+                # one optimiser step done
+                step_loss = accelerator.gather(torch.stack(micro_losses).mean().reshape(1)).mean().item()
+                micro_losses.clear()
+                batches_done += config.gradient_accumulation_steps
+                samples_seen += effective_batch
+                step += 1
+                if ema is not None:
+                    ema.step(denoiser.parameters())
+                if not math.isfinite(step_loss):
+                    kept = list_checkpoints(run_dir)
+                    raise TrainingStopped(
+                        f"The loss became {step_loss} at step {step}: training stopped. "
+                        + (
+                            f"The last good checkpoint is {kept[-1]} (resume with --resume {kept[-1]}); "
+                            if kept
+                            else "No checkpoint had been saved yet; "
+                        )  # fmt: skip
+                        + "try a lower --learning-rate, --max-grad-norm 1, or bf16 instead of fp16."
+                    )
+                last_loss = step_loss
+                interval_losses.append(step_loss)
+                bar.update()
+                bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
+
+                record = None
+                validating = (step % config.validation_every == 0 or step == max_steps) and (
+                    validation_set is not None or bool(stills)
+                )
+                if step % config.log_every == 0 or step == max_steps or validating:
+                    seconds = (time.perf_counter() - interval_start) / len(interval_losses)
+                    record = dict(
+                        step=step, epoch=epoch, loss=sum(interval_losses) / len(interval_losses),
+                        lr=lr_scheduler.get_last_lr()[0], seconds_per_step=seconds, samples_seen=samples_seen,
+                        time=time.time(),
+                    )  # fmt: skip
+                    if grad_norm is not None:
+                        record["grad_norm"] = float(grad_norm)
+                    interval_losses.clear()
+                if validating:
+                    last_val = validate(step)
+                    if last_val is not None:
+                        record["val_loss"] = last_val
+                if record is not None:
+                    if main:
+                        _append_metrics(metrics_path, record, metrics)
+                    accelerator.log({k: v for k, v in record.items() if k not in ("step", "time")}, step=step)
+                    interval_start = time.perf_counter()
+                if step % config.checkpoint_every == 0:
+                    save(step)
+                    saved_step = step
+                if step >= max_steps:
+                    break
+            else:
+                epoch, batches_done = epoch + 1, 0
+    except KeyboardInterrupt:
+        bar.close()
+        if step and saved_step != step:
+            saved = save(step)
+            accelerator.print(f"\nInterrupted at step {step}: saved {saved}. Continue with --resume latest.")
+        else:
+            accelerator.print(
+                f"\nInterrupted at step {step}; the last checkpoint has it. Continue with --resume latest."
+            )
+        accelerator.end_training()
+        raise
+    bar.close()
+
+    # 8. The trained pipeline (EMA weights when on), a final checkpoint, a model card
+    if saved_step != step:
+        save(step)
+    accelerator.wait_for_everyone()
+    pipeline_dir = None
+    if main:
+        if ema is not None:
+            ema.copy_to(accelerator.unwrap_model(denoiser).parameters())
+        pipeline_dir = _save_pipeline(config, accelerator, unet, adapter, clip_preprocessing, run_dir, dict(
+            steps=step, samples_seen=samples_seen, last_loss=last_loss, last_val_loss=last_val, data=index,
+            train_clips=len(dataset), validation_clips=len(validation_clips), effective_batch=effective_batch,
+        ))  # fmt: skip
+        accelerator.print(f"Trained pipeline: {pipeline_dir}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(run_dir, pipeline_dir, step, last_loss, last_val, metrics)
+
+
+# pieces of the run --------------------------------------------------------------------------------------------------
+
+
+def _tracker(report_to: str | None):
+    if report_to != "tensorboard":
+        return report_to
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        logger.warning("TensorBoard is not installed: no logs/ (metrics.jsonl is still written).")
+        return None
+    return "tensorboard"
+
+
+def _hparams(config: TrainConfig) -> dict:
+    """TensorBoard's hparams take only scalars and strings."""
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in asdict(config).items()}
+
+
+def _open_run_dir(run_dir: Path, resuming: bool) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputFolderError(f"{run_dir} exists and is not a folder.")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-").close()
+    except OSError as error:
+        raise OutputFolderError(f"Cannot write to {run_dir}: {error.strerror or error}.") from None
+    earlier = list_checkpoints(run_dir)
+    if not resuming and (earlier or (run_dir / "pipeline").exists()):
+        what = earlier[-1].name if earlier else "pipeline/"
+        raise OutputFolderError(
+            f"{run_dir} already holds a training run ({what}): pass --resume latest to continue it, "
+            "or choose another output folder."
+        )
+    for leftover in run_dir.glob(".checkpoint-*.partial"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _save_checkpoint(accelerator, run_dir: Path, state: dict, ema, generators, limit: int | None) -> Path:
+    """RUN/checkpoint-{step}, written under a temporary name and renamed once complete; older ones
+    are pruned only then, so a crash while saving never costs the previous checkpoint."""
+    final = run_dir / f"checkpoint-{state['step']}"
+    partial = run_dir / f".checkpoint-{state['step']}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    save_generators(generators, partial / f"generators-{accelerator.process_index}.safetensors")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if ema is not None:
+            save_ema(ema, partial / "ema.safetensors")
+        (partial / "train_state.json").write_text(json.dumps(state, indent=1))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        prune_checkpoints(run_dir, limit)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _append_metrics(path: Path, record: dict, kept: list[dict]) -> None:
+    kept.append(record)
+    with open(path, "a") as file:
+        file.write(json.dumps(record) + "\n")
+
+
+def _truncate_metrics(path: Path, after_step: int) -> None:
+    """On resume, drop lines the interrupted run logged after its checkpoint: they are about to be redone."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= after_step:
+                kept.append(line)
+        except (ValueError, KeyError):
+            continue  # a line cut off by a kill
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+@torch.no_grad()
+def _validation_loss(accelerator, pipeline, denoiser, validation_set, config: TrainConfig) -> float | None:
+    """The objective on the held-out clips, with the same timestep, noise and VAE sample for a clip at every
+    evaluation (a generator seeded by the clip), so that values are comparable along the run."""
+    from accelerate.utils import gather_object
+
+    if validation_set is None:
+        return None
+    totals = []
+    with accelerator.split_between_processes(list(range(len(validation_set)))) as mine:
+        for i in mine:
+            item = validation_set[i]
+            generator = torch.Generator().manual_seed(10_000 + i)
+            still = item["still"][None].to(accelerator.device)
+            latents = item["latents"][None].to(accelerator.device)
+            clip_hidden_states, context_latents, _ = pipeline.encode_condition(still, generator)
+            with accelerator.autocast():
+                loss = diffusion_loss(denoiser, pipeline.scheduler, latents, clip_hidden_states, context_latents,
+                                      config.loss_reduction, generator)  # fmt: skip
+            totals.append(loss.item())
+    totals = gather_object(totals)
+    return sum(totals) / len(totals) if totals else None
+
+
+def _validation_stills(config: TrainConfig, validation_set, run_dir: Path | None) -> list[tuple[str, object]]:
+    """(name, image) pairs for validation videos: the given photos, else the first held-out clips' stills."""
+    from PIL import Image
+
+    from ..cli import PHOTO_SUFFIXES
+    from ..image import load_image
+
+    stills = []
+    for given in config.validation_stills:
+        path = Path(given)
+        paths = sorted(p for p in path.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES) if path.is_dir() else [path]
+        stills += [(p.stem, load_image(p)) for p in paths]
+    if not stills and validation_set is not None:
+        for i in range(min(config.max_validation_stills, len(validation_set))):
+            pixels = (validation_set[i]["still"] * 255).round().byte().permute(1, 2, 0).numpy()
+            name = validation_set.clips[i]["id"].replace("/", "-")
+            stills.append((name, Image.fromarray(pixels)))
+    stills = stills[: config.max_validation_stills] if not config.validation_stills else stills
+    if run_dir is not None and stills:
+        folder = run_dir / "validation" / "stills"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, image in stills:
+            image.save(folder / f"{name}.png")
+    return stills
+
+
+def _validation_videos(accelerator, pipeline, stills, step: int, run_dir: Path, config: TrainConfig, frames: int):
+    """MP4s through FashionFlowPipeline, fixed seeds on CPU generators: validation/step-0001000/<still>-seed<seed>.mp4."""
+    import numpy as np
+
+    folder = run_dir / "validation" / f"step-{step:07d}"
+    strips = []
+    for name, image in stills:
+        for seed in config.validation_seeds:
+            with accelerator.autocast():
+                output = pipeline(
+                    image, num_frames=frames, sampler=config.validation_sampler,
+                    num_inference_steps=config.validation_steps, generator=torch.Generator().manual_seed(seed),
+                    output_type="np", output_path=folder / f"{name}-seed{seed}.mp4",
+                )  # fmt: skip
+            video = output.frames[0]  # (f, H, W, 3) in [0, 1]
+            strips.append(np.concatenate(list(video[:: max(1, len(video) // 8)]), axis=1))
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard" and strips:
+            tracker.writer.add_image("validation/frames", np.concatenate(strips, axis=0), step, dataformats="HWC")
+
+
+def _save_pipeline(config, accelerator, unet, adapter, clip_preprocessing, run_dir: Path, facts: dict) -> Path:
+    """RUN/pipeline: the trained U-Net and adapter with the model's own VAE, CLIP and schedule (reloaded in
+    float32, untouched by mixed precision), staged and renamed into place, with a model card."""
+    from ..loading import load_pipeline
+    from ..pipeline import FashionFlowPipeline
+
+    base = load_pipeline(config.model, device="cpu", dtype="float32")
+    pipeline = FashionFlowPipeline(
+        vae=base.vae, image_encoder=base.image_encoder, feature_extractor=base.feature_extractor,
+        unet=accelerator.unwrap_model(unet).to("cpu", torch.float32).eval(),
+        adapter=accelerator.unwrap_model(adapter).to("cpu", torch.float32).eval(),
+        scheduler=base.scheduler, clip_preprocessing=clip_preprocessing, untrained=False,
+    )  # fmt: skip
+    final = run_dir / "pipeline"
+    staging = run_dir / ".pipeline.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    pipeline.save_pretrained(staging, safe_serialization=True)
+    (staging / "README.md").write_text(_model_card(config, accelerator, clip_preprocessing, facts))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
+    # training continues on the device with these modules after a mid-run call; put them back
+    unet.to(accelerator.device)
+    adapter.to(accelerator.device)
+    return final
+
+
+def _model_card(config: TrainConfig, accelerator, clip_preprocessing: str, facts: dict) -> str:
+    data = facts["data"]
+    settings = data["settings"]
+    if accelerator.device.type == "cuda":
+        hardware = f"{accelerator.num_processes} x {torch.cuda.get_device_name(accelerator.device)}"
+    else:
+        hardware = (
+            f"{accelerator.num_processes} x {accelerator.device.type} ({platform.processor() or platform.machine()})"
+        )
+    loss = f"{facts['last_loss']:.5f}" if facts["last_loss"] is not None else "n/a"
+    val = f"{facts['last_val_loss']:.5f}" if facts["last_val_loss"] is not None else "n/a (no held-out clips)"
+    init = "from scratch" if config.init == "scratch" else f"fine-tuned from {config.model}"
+    return f"""---
+library_name: diffusers
+pipeline_tag: image-to-video
+tags: [fashionflow, image-to-video]
+---
+
+# FashionFlow model trained with `python -m fashionflow train`
+
+U-Net and condition adapter {init}; VAE, CLIP and noise schedule from `{config.model}`.
+
+| | |
+|---|---|
+| data | `{config.data}`: {facts["train_clips"]} training clips, {facts["validation_clips"]} held out, from {data["videos"]} videos ({len(data["skipped"])} skipped) |
+| clips | {settings["frames"]} frames of {settings["frame_height"]} x {settings["frame_width"]} pixels, fit "{settings["fit"]}" |
+| steps | {facts["steps"]} optimiser steps, {facts["samples_seen"]} clips seen, {facts["effective_batch"]} clips per step |
+| objective | the published one: one timestep per clip, frame 0 clean with a zero target, per-frame MSE, {config.loss_reduction} over frames |
+| optimiser | AdamW, lr {config.learning_rate:g} ({config.lr_schedule}, {config.warmup_steps} warm-up steps), weight decay {config.weight_decay:g} |
+| precision | {config.mixed_precision}{", gradient checkpointing" if config.gradient_checkpointing else ""}{f", EMA {config.ema_decay:g} (these are the EMA weights)" if config.ema else ""} |
+| last training loss | {loss} |
+| last validation loss | {val} |
+| hardware | {hardware} |
+| CLIP preprocessing | "{clip_preprocessing}" |
+
+Load it with `FashionFlowPipeline.from_pretrained(...)`, `python -m fashionflow generate PHOTO -o video.mp4 --model FOLDER`
+or `python app.py --model FOLDER`. The full settings are in the run's `config.json`.
+"""
+
+
+__all__ = ["TrainConfig", "TrainResult", "check_config", "train", "replace"]
