@@ -305,6 +305,11 @@ def _add_training_commands(commands, default_model: str) -> None:
     )
     train.add_argument("--max-steps", type=int, help="optimiser steps to train (default: as many as --epochs take)")
     train.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop after this many minutes of training, saving as at the end (for a job's time limit)",
+    )
+    train.add_argument(
         "--epochs",
         type=int,
         default=defaults.epochs,
@@ -457,7 +462,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from .training.train import TrainConfig, train
 
     config = TrainConfig(
-        data=str(args.data), output=str(args.output), model=args.model, init=args.init, max_steps=args.max_steps,
+        data=str(args.data), output=str(args.output), model=args.model, init=args.init, max_steps=args.max_steps, max_minutes=args.max_minutes,
         epochs=args.epochs, batch_size=args.batch_size, gradient_accumulation_steps=args.gradient_accumulation_steps,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
         warmup_steps=args.warmup_steps, max_grad_norm=args.max_grad_norm, loss_reduction=args.loss_reduction,

@@ -69,6 +69,7 @@ class TrainConfig:
     model: str = "weights/fashionflow"
     init: str = "model"  # "model": fine-tune the model's U-Net and adapter; "scratch": fresh weights of its config
     max_steps: int | None = None  # optimiser steps; when None, `epochs` decides
+    max_minutes: float | None = None  # stop (saving as at the end) after this much training time, e.g. a job's limit
     epochs: int = 1
     batch_size: int = 2  # clips per process and micro-step
     gradient_accumulation_steps: int = 1
@@ -130,6 +131,8 @@ def check_config(config: TrainConfig) -> None:
                  "log_every", "validation_steps"):  # fmt: skip
         if getattr(config, name) < 1:
             problems.append(f"--{name.replace('_', '-')} must be at least 1")
+    if config.max_minutes is not None and not config.max_minutes > 0:
+        problems.append("--max-minutes must be positive")
     if config.max_steps is not None and config.max_steps < 1:
         problems.append("--max-steps must be at least 1")
     if not config.learning_rate > 0:
@@ -300,7 +303,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     bar = tqdm(total=max_steps, initial=step, desc="train", unit="step", disable=not (show_progress and main))
     interval_losses: list[float] = []
     micro_losses: list[torch.Tensor] = []
-    interval_start = time.perf_counter()
+    interval_start = started = time.perf_counter()
+    out_of_time = False
     saved_step = step if checkpoint is not None else None
     last_loss = last_val = None
     metrics: list[dict] = []
@@ -309,7 +313,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
         if last_val is not None:
             accelerator.log({"val_loss": last_val}, step=0)
     try:
-        while step < max_steps and epoch < epochs:
+        while step < max_steps and epoch < epochs and not out_of_time:
             dataloader.set_epoch(epoch)
             batches = accelerator.skip_first_batches(dataloader, batches_done) if batches_done else dataloader
             for batch in batches:
@@ -380,7 +384,15 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
                 if step % config.checkpoint_every == 0:
                     save(step)
                     saved_step = step
-                if step >= max_steps:
+                if config.max_minutes is not None:
+                    # decided together: every process must leave the loop at the same step
+                    late = torch.tensor(
+                        [time.perf_counter() - started > config.max_minutes * 60], device=accelerator.device
+                    )
+                    out_of_time = bool(accelerator.gather(late).any())
+                    if out_of_time:
+                        accelerator.print(f"\nTime limit of {config.max_minutes:g} minutes reached at step {step}.")
+                if step >= max_steps or out_of_time:
                     break
             else:
                 epoch, batches_done = epoch + 1, 0
@@ -525,7 +537,7 @@ def _validation_stills(config: TrainConfig, validation_set, run_dir: Path | None
     from PIL import Image
 
     from ..cli import PHOTO_SUFFIXES
-    from ..image import load_image
+    from ..image import MIN_SIDE, load_image
 
     stills = []
     for given in config.validation_stills:
@@ -538,12 +550,23 @@ def _validation_stills(config: TrainConfig, validation_set, run_dir: Path | None
             name = validation_set.clips[i]["id"].replace("/", "-")
             stills.append((name, Image.fromarray(pixels)))
     stills = stills[: config.max_validation_stills] if not config.validation_stills else stills
+    # held-out stills of a small model can be under the pipeline's photo minimum: enlarge them (nearest,
+    # so the pipeline's fit brings back the same frame) rather than refuse them
+    stills = [(name, _at_least(image, MIN_SIDE)) for name, image in stills]
     if run_dir is not None and stills:
         folder = run_dir / "validation" / "stills"
         folder.mkdir(parents=True, exist_ok=True)
         for name, image in stills:
             image.save(folder / f"{name}.png")
     return stills
+
+
+def _at_least(image, side: int):
+    from PIL import Image
+
+    while min(image.size) < side:
+        image = image.resize((image.width * 2, image.height * 2), Image.NEAREST)
+    return image
 
 
 def _validation_videos(accelerator, pipeline, stills, step: int, run_dir: Path, config: TrainConfig, frames: int):

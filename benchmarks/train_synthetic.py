@@ -1,0 +1,361 @@
+"""Proof that `fashionflow train` learns, on a CPU, in about 25 minutes: a small FashionFlow on synthetic clips.
+
+    nice -n 10 python benchmarks/train_synthetic.py            # the full run (about 25 min on 2 cores)
+    python benchmarks/train_synthetic.py --quick               # a 2-minute smoke run of every stage
+
+Stages, all in-process and nothing downloaded:
+1. Synthetic clips (`fashionflow.training.synthetic`): a dressed figure turning and posing on a plain
+   background, each clip its own garment colours; some clips are held out.
+2. A small diffusers AutoencoderKL trained on their frames for a few minutes (videos one can look at
+   need a VAE that reconstructs these frames; Stable Diffusion's cannot be downloaded here).
+3. A small pipeline: that VAE, a tiny random CLIP (frozen, as in the paper), a small U-Net + adapter
+   with fresh weights -> OUT/untrained/ (also the starting point of training).
+4. `prepare` the clips, `train` (the project's own code, as the CLI runs it) for a bounded time -> OUT/trained/.
+5. Measures, trained against untrained: the objective on training and held-out clips (same timesteps and
+   noise for both), and on videos sampled from held-out stills: the colour error of the figure to its
+   still, and the frame-to-frame motion energy against the real held-out clips.
+
+Output (default benchmarks/results/train_synthetic/): results.json, strip.png, trained/ and untrained/
+(pipeline folders, `--model` loads them), heldout_videos/ (the held-out real clips as MP4), samples/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fashionflow.pipeline import FashionFlowPipeline  # noqa: E402
+from fashionflow.training.data import prepare_dataset  # noqa: E402
+from fashionflow.training.dataset import LatentClipDataset, load_index, split_by_video  # noqa: E402
+from fashionflow.training.objective import Denoiser, diffusion_loss  # noqa: E402
+from fashionflow.training.synthetic import synthetic_clip  # noqa: E402
+from fashionflow.training.train import TrainConfig, train  # noqa: E402
+from fashionflow.video import export_video  # noqa: E402
+
+FRAME = 64  # pixels, square: the figure fills the frame height
+VAE_CONFIG = dict(
+    down_block_types=("DownEncoderBlock2D",) * 3,
+    up_block_types=("UpDecoderBlock2D",) * 3,
+    block_out_channels=(16, 32, 64),  # three blocks: 4x downsampling, 64 px -> 16 x 16 latents
+    layers_per_block=1,
+    norm_num_groups=8,
+    latent_channels=4,
+    sample_size=FRAME,
+)
+CLIP_CONFIG = dict(
+    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+)
+UNET_CONFIG = dict(  # the published layout, three levels instead of four, about 3.7 M parameters
+    base_channels=32,
+    channel_mults=(1, 2, 4),
+    resnet_depths=(1, 1, 1),
+    self_attention_levels=(False, False, True),
+    temporal_downsample_levels=(False, False, True),
+    attention_heads=4,
+    attention_head_dim=16,
+    mid_attention_heads=4,
+    mid_attention_head_dim=16,
+    cross_attention_heads=(1, 1, 2),
+    context_dim=64,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/train_synthetic"), help="result folder")
+    parser.add_argument("--train-videos", type=int, default=64, help="synthetic training videos")
+    parser.add_argument("--heldout-videos", type=int, default=8, help="synthetic held-out videos")
+    parser.add_argument("--video-frames", type=int, default=32, help="frames per synthetic video")
+    parser.add_argument("--frames", type=int, default=16, help="frames per training clip")
+    parser.add_argument("--vae-minutes", type=float, default=5.0, help="time to train the small VAE")
+    parser.add_argument("--train-minutes", type=float, default=12.0, help="time to train the U-Net and adapter")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--sample-steps", type=int, default=25, help="dpm++ steps for the sampled videos")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared machine 2 threads ran 6x slower)",
+    )
+    parser.add_argument("--quick", action="store_true", help="seconds per stage: a smoke run, numbers mean nothing")
+    args = parser.parse_args()
+    if args.quick:
+        args.train_videos, args.heldout_videos, args.vae_minutes, args.train_minutes = 8, 2, 0.3, 0.5
+    return args
+
+
+# 1. data ----------------------------------------------------------------------------------------------------------
+
+
+def make_clips(args, folder: Path) -> dict[str, np.ndarray]:
+    """Synthetic videos written as MP4 under folder/train and folder/heldout; returns them as arrays."""
+    rng = np.random.default_rng(args.seed)
+    clips = {}
+    for split, count in (("train", args.train_videos), ("heldout", args.heldout_videos)):
+        for i in range(count):
+            clip = synthetic_clip(rng, args.video_frames, FRAME, FRAME)
+            name = f"{split}-{i:04d}"
+            export_video(list(clip), folder / split / f"{name}.mp4")
+            clips[name] = clip
+    return clips
+
+
+# 2. the small VAE ---------------------------------------------------------------------------------------------------
+
+
+def train_vae(frames: np.ndarray, minutes: float, seed: int) -> tuple[torch.nn.Module, dict]:
+    """A small AutoencoderKL fitted to the frames ([0, 1] pixels, as FashionFlow feeds its VAE)."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**VAE_CONFIG)
+    data = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # (n, 3, H, W)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    start, steps, losses = time.perf_counter(), 0, []
+    while time.perf_counter() - start < minutes * 60:
+        batch = data[torch.randint(0, len(data), (16,), generator=generator)]
+        posterior = vae.encode(batch).latent_dist
+        reconstruction = vae.decode(posterior.sample()).sample
+        loss = F.mse_loss(reconstruction, batch) + 1e-6 * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        steps += 1
+    vae.eval()
+    with torch.no_grad():  # SD's convention: scale latents to unit variance
+        std = vae.encode(data[:256]).latent_dist.sample().std().item()
+        vae.register_to_config(scaling_factor=1.0 / std)
+        held = data[-64:]
+        mse = F.mse_loss(vae.decode(vae.encode(held).latent_dist.mode()).sample.clamp(0, 1), held).item()
+    return vae, {"steps": steps, "final_loss": float(np.mean(losses[-20:])), "psnr_db": 10 * math.log10(1 / mse)}
+
+
+# 3. the small pipeline ---------------------------------------------------------------------------------------------
+
+
+def build_pipeline(vae, seed: int) -> FashionFlowPipeline:
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from fashionflow._compat import clip_image_processor_class
+    from fashionflow.models import ConditionAdapter, FashionFlowUNet
+    from fashionflow.schedulers import published_scheduler
+
+    clip_config = CLIPVisionConfig(**CLIP_CONFIG)
+    tokens = (clip_config.image_size // clip_config.patch_size) ** 2 + 1
+    latent = FRAME // 2 ** (len(VAE_CONFIG["block_out_channels"]) - 1)
+    torch.manual_seed(seed)
+    pipeline = FashionFlowPipeline(
+        vae=vae,
+        image_encoder=CLIPVisionModel(clip_config),
+        feature_extractor=clip_image_processor_class()(
+            size={"shortest_edge": clip_config.image_size},
+            crop_size={"height": clip_config.image_size, "width": clip_config.image_size},
+        ),
+        unet=FashionFlowUNet(**UNET_CONFIG),
+        adapter=ConditionAdapter(
+            latent_size=(latent, latent), clip_tokens=tokens, context_dim=CLIP_CONFIG["hidden_size"]
+        ),
+        scheduler=published_scheduler(),
+        clip_preprocessing="standard",
+        untrained=True,
+    )
+    for model in (pipeline.vae, pipeline.image_encoder, pipeline.unet, pipeline.adapter):
+        model.eval()
+    return pipeline
+
+
+# 5. measures --------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def objective(pipeline, dataset, draws: int = 4) -> float:
+    """Mean of the training objective over the clips, `draws` (timestep, noise) pairs each, fixed by seed."""
+    denoiser = Denoiser(pipeline.unet, pipeline.adapter).eval()
+    losses = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        for d in range(draws):
+            generator = torch.Generator().manual_seed(1000 * i + d)
+            hidden, context_latents, _ = pipeline.encode_condition(item["still"][None], generator)
+            loss = diffusion_loss(denoiser, pipeline.scheduler, item["latents"][None], hidden, context_latents,
+                                  "mean", generator)  # fmt: skip
+            losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def figure_colour(frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
+    """Mean RGB of the pixels that are not the background (the figure), or None when there are none."""
+    mask = np.abs(frame.astype(np.float64) - background).sum(-1) > 60
+    return frame[mask].astype(np.float64).mean(0) if mask.sum() >= 8 else None
+
+
+def colour_error(video: np.ndarray, still: np.ndarray) -> float:
+    """RMS distance (0-255 RGB) between the figure's mean colour in frames 1.. and in the still.
+    A frame where no figure is found counts as the still's figure against the background."""
+    background = np.median(np.concatenate([still[0], still[-1], still[:, 0], still[:, -1]]), axis=0)
+    target = figure_colour(still, background)
+    errors = []
+    for frame in video[1:]:
+        colour = figure_colour(frame, background)
+        colour = background if colour is None else colour
+        errors.append(np.sqrt(((colour - target) ** 2).mean()))
+    return float(np.mean(errors))
+
+
+def motion_energy(video: np.ndarray) -> float:
+    """Mean absolute frame-to-frame difference, 0-255."""
+    v = video.astype(np.float64)
+    return float(np.abs(v[1:] - v[:-1]).mean())
+
+
+def as_photo(frame: np.ndarray) -> Image.Image:
+    """A frame as a photo the pipeline accepts: photos under 128 pixels are refused (too little detail for a
+    shop photo), so small frames are enlarged 2x with nearest-neighbour; the pipeline fits them back down."""
+    image = Image.fromarray(frame)
+    while min(image.size) < 128:
+        image = image.resize((image.width * 2, image.height * 2), Image.NEAREST)
+    return image
+
+
+def sample_videos(pipeline, stills, frames: int, steps: int, folder: Path) -> list[np.ndarray]:
+    folder.mkdir(parents=True, exist_ok=True)
+    videos = []
+    for name, still in stills:
+        output = pipeline(
+            as_photo(still), num_frames=frames, sampler="dpm++", num_inference_steps=steps,
+            generator=torch.Generator().manual_seed(0), output_type="np", output_path=folder / f"{name}.mp4",
+        )  # fmt: skip
+        videos.append((output.frames[0] * 255).round().astype(np.uint8))
+    return videos
+
+
+# the run ------------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    out = args.output
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    timings = {}
+
+    t = time.perf_counter()
+    clips = make_clips(args, out / "videos")
+    shutil.copytree(out / "videos" / "heldout", out / "heldout_videos")
+    timings["synthesise_s"] = time.perf_counter() - t
+    print(f"1. {len(clips)} synthetic clips of {args.video_frames} frames, {FRAME} x {FRAME}")
+
+    t = time.perf_counter()
+    train_frames = np.concatenate([c for name, c in clips.items() if name.startswith("train")])
+    vae, vae_facts = train_vae(train_frames, args.vae_minutes, args.seed)
+    timings["vae_s"] = time.perf_counter() - t
+    print(f"2. VAE: {vae_facts['steps']} steps, held-out reconstruction PSNR {vae_facts['psnr_db']:.1f} dB")
+
+    pipeline = build_pipeline(vae, args.seed)
+    pipeline.save_pretrained(out / "untrained", safe_serialization=True)
+    print(f"3. untrained pipeline -> {out / 'untrained'}")
+
+    t = time.perf_counter()
+    data = out / "data"
+    # held-out clips in their own DATA: training never sees them
+    prepare_dataset(out / "videos" / "train", data / "train", model=str(out / "untrained"), frames=args.frames,
+                    seed=args.seed, show_progress=False)  # fmt: skip
+    prepare_dataset(out / "videos" / "heldout", data / "heldout", model=str(out / "untrained"), frames=args.frames,
+                    seed=args.seed, show_progress=False)  # fmt: skip
+    timings["prepare_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    config = TrainConfig(
+        data=str(data / "train"), output=str(out / "run"), model=str(out / "untrained"), init="model",
+        max_steps=1_000_000, max_minutes=args.train_minutes, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed, checkpoint_every=10_000, log_every=25,
+        validation_every=10_000_000,
+    )  # fmt: skip
+    result = train(config, show_progress=False)
+    timings["train_s"] = time.perf_counter() - t
+    shutil.copytree(result.pipeline_dir, out / "trained")
+    print(f"4. trained {result.steps} steps in {timings['train_s'] / 60:.1f} min -> {out / 'trained'}")
+
+    t = time.perf_counter()
+    trained = FashionFlowPipeline.from_pretrained(out / "trained")
+    untrained = FashionFlowPipeline.from_pretrained(out / "untrained")
+    for p in (trained, untrained):
+        p.set_progress_bar_config(disable=True)
+    train_index, heldout_index = load_index(data / "train"), load_index(data / "heldout")
+    train_set = LatentClipDataset(data / "train", split_by_video(train_index["clips"], 0)[0][: args.heldout_videos * 2])
+    heldout_set = LatentClipDataset(data / "heldout", heldout_index["clips"])
+    losses = {
+        name: {"train": objective(p, train_set), "heldout": objective(p, heldout_set)}
+        for name, p in (("trained", trained), ("untrained", untrained))
+    }
+
+    stills, real = [], []
+    for clip in heldout_index["clips"]:
+        video = clips[Path(clip["source"]).stem][clip["start"] : clip["start"] + args.frames]
+        stills.append((Path(clip["source"]).stem, video[0]))
+        real.append(video)
+    sampled = {
+        name: sample_videos(p, stills, args.frames, args.sample_steps, out / "samples" / name)
+        for name, p in (("trained", trained), ("untrained", untrained))
+    }
+    videos = {"real held-out clips": real, "trained": sampled["trained"], "untrained": sampled["untrained"]}
+    rows = {}
+    for name, vids in videos.items():
+        rows[name] = {
+            "colour_error": float(np.mean([colour_error(v, s) for v, (_, s) in zip(vids, stills)])),
+            "motion_energy": float(np.mean([motion_energy(v) for v in vids])),
+        }
+    real_motion = rows["real held-out clips"]["motion_energy"]
+    timings["evaluate_s"] = time.perf_counter() - t
+
+    strip = [np.concatenate(list(v[0][:: max(1, args.frames // 8)]), axis=1) for v in videos.values()]
+    Image.fromarray(np.concatenate(strip, axis=0)).save(out / "strip.png")
+
+    results = {
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "vae": vae_facts,
+        "train": {"steps": result.steps, "clips_seen": result.steps * args.batch_size, "last_loss": result.last_loss},
+        "loss": losses,
+        "videos": rows,
+        "timings_s": timings,
+        "torch_threads": torch.get_num_threads(),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+
+    print(f"\nSynthetic fashion clips, {FRAME} x {FRAME}, {args.frames} frames; {result.steps} training steps "
+          f"({timings['train_s'] / 60:.1f} min, batch {args.batch_size}) on {torch.get_num_threads()} CPU threads\n")  # fmt: skip
+    print("| model | training loss | held-out loss | colour error to the still (0-255) | motion energy (x real) |")
+    print("|---|---|---|---|---|")
+    for name, row in rows.items():
+        loss = losses.get(name)
+        train_loss = f"{loss['train']:.4f}" if loss else "-"
+        held_loss = f"{loss['heldout']:.4f}" if loss else "-"
+        ratio = row["motion_energy"] / real_motion if real_motion else float("nan")
+        print(
+            f"| {name} | {train_loss} | {held_loss} | {row['colour_error']:.1f} | {row['motion_energy']:.2f} ({ratio:.2f}x) |"
+        )
+    print(
+        f"\nVAE: {vae_facts['steps']} steps, held-out PSNR {vae_facts['psnr_db']:.1f} dB. Results: {out / 'results.json'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
