@@ -151,13 +151,16 @@ def read_windows(path: Path, frames: int, clips: int, rng: np.random.Generator) 
         if span < 1:
             raise UnusableVideo(f"too short for {clips} clips of {frames} frames: {total} frame(s)")
         starts = [int(k * span + rng.integers(0, max(1, int(span)))) for k in range(clips)]
-        wanted = {start + i: k for k, start in enumerate(starts) for i in range(frames)}
+        last = max(starts) + frames - 1
         windows: list[list] = [[] for _ in range(clips)]
         with av.open(str(path)) as container:
             for index, frame in enumerate(container.decode(video=0)):
-                if index in wanted:
-                    windows[wanted[index]].append(frame.to_image())
-                if index >= max(wanted):
+                owners = [k for k, start in enumerate(starts) if start <= index < start + frames]  # windows may overlap
+                if owners:
+                    image = frame.to_image()
+                    for k in owners:
+                        windows[k].append(image)
+                if index >= last:
                     break
     except UnusableVideo:
         raise

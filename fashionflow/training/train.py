@@ -174,12 +174,12 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     # 1. Check everything a mistake could be in before touching RUN
     index = load_index(config.data)
     checkpoint = resolve_resume(run_dir, config.resume)
-    if main:
-        _open_run_dir(run_dir, resuming=checkpoint is not None or config.resume == "latest")
-    accelerator.wait_for_everyone()
     pipeline = load_pipeline(config.model, device=str(accelerator.device), dtype="float32")
     check_data_fits_model(index, pipeline, config.data)
     train_clips, validation_clips = split_by_video(index["clips"], config.validation_videos)
+    if main:
+        _open_run_dir(run_dir, resuming=checkpoint is not None or config.resume == "latest")
+    accelerator.wait_for_everyone()
 
     # 2. Models: U-Net + adapter train together (one module for accelerate); VAE and CLIP are frozen
     set_seed(config.seed)  # the same initial weights and data order on every process
