@@ -79,8 +79,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--heldout-videos", type=int, default=8, help="synthetic held-out videos")
     parser.add_argument("--video-frames", type=int, default=32, help="frames per synthetic video")
     parser.add_argument("--frames", type=int, default=16, help="frames per training clip")
-    parser.add_argument("--vae-minutes", type=float, default=5.0, help="time to train the small VAE")
-    parser.add_argument("--train-minutes", type=float, default=12.0, help="time to train the U-Net and adapter")
+    parser.add_argument("--vae-minutes", type=float, default=7.0, help="time to train the small VAE")
+    parser.add_argument("--train-minutes", type=float, default=11.0, help="time to train the U-Net and adapter")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--sample-steps", type=int, default=25, help="dpm++ steps for the sampled videos")
@@ -124,11 +124,13 @@ def train_vae(frames: np.ndarray, minutes: float, seed: int) -> tuple[torch.nn.M
     torch.manual_seed(seed)
     vae = AutoencoderKL(**VAE_CONFIG)
     data = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # (n, 3, H, W)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)
     start, steps, losses = time.perf_counter(), 0, []
     while time.perf_counter() - start < minutes * 60:
-        batch = data[torch.randint(0, len(data), (16,), generator=generator)]
+        # random 32 x 32 crops: a convolutional VAE learns the same from a quarter of the pixels, 4x faster
+        y, x = (int(v) * 4 for v in torch.randint(0, (FRAME - 32) // 4 + 1, (2,), generator=generator))
+        batch = data[torch.randint(0, len(data), (32,), generator=generator)][:, :, y : y + 32, x : x + 32]
         posterior = vae.encode(batch).latent_dist
         reconstruction = vae.decode(posterior.sample()).sample
         loss = F.mse_loss(reconstruction, batch) + 1e-6 * posterior.kl().mean()
