@@ -71,6 +71,14 @@ def config(data, run, **overrides) -> TrainConfig:
     return TrainConfig(**{**settings, **overrides})
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def metrics(run) -> list[dict]:
     return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
 
@@ -273,6 +281,28 @@ def test_nan_loss_stops_with_a_clear_message(data, tmp_path, monkeypatch):
     assert [c.name for c in list_checkpoints(run)] == ["checkpoint-2"] and not (run / "pipeline").exists()
 
 
+def test_ctrl_c_saves_a_checkpoint_to_resume_from(data, tmp_path, monkeypatch):
+    from fashionflow.training import train as train_module
+
+    real = train_module.diffusion_loss
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "diffusion_loss", interrupted)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(config(data, run, max_steps=5), show_progress=False)
+    assert [c.name for c in list_checkpoints(run)] == ["checkpoint-2"]
+    monkeypatch.setattr(train_module, "diffusion_loss", real)
+    train(config(data, run, max_steps=3, resume="latest"), show_progress=False)
+    assert [m["step"] for m in metrics(run)] == [1, 2, 3] and (run / "pipeline").is_dir()
+
+
 def test_two_processes_keep_identical_weights(data, tmp_path):
     from fashionflow.tiny import build_tiny_pipeline
 
@@ -301,7 +331,7 @@ def test_two_processes_keep_identical_weights(data, tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", str(script)],
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), str(script)],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
