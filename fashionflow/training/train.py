@@ -316,6 +316,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
         while step < max_steps and epoch < epochs and not out_of_time:
             dataloader.set_epoch(epoch)
             batches = accelerator.skip_first_batches(dataloader, batches_done) if batches_done else dataloader
+            batches_taken = batches_done
             for batch in batches:
                 with accelerator.accumulate(denoiser):
                     clip_hidden_states, context_latents, _ = pipeline.encode_condition(batch["still"], generator)
@@ -331,13 +332,14 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
                     lr_scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 micro_losses.append(loss.detach())
+                batches_taken += 1
                 if not accelerator.sync_gradients:
                     continue
 
                 # one optimiser step done
                 step_loss = accelerator.gather(torch.stack(micro_losses).mean().reshape(1)).mean().item()
                 micro_losses.clear()
-                batches_done += config.gradient_accumulation_steps
+                batches_done = batches_taken  # the data position a checkpoint records: whole optimiser steps only
                 samples_seen += effective_batch
                 step += 1
                 if ema is not None:
