@@ -329,7 +329,8 @@ def main() -> None:
     timings["evaluate_s"] = time.perf_counter() - t
 
     strip = [np.concatenate(list(v[0][:: max(1, args.frames // 8)]), axis=1) for v in videos.values()]
-    Image.fromarray(np.concatenate(strip, axis=0)).save(out / "strip.png")
+    picture = Image.fromarray(np.concatenate(strip, axis=0))  # rows: real clip, trained, untrained
+    picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST).save(out / "strip.png", optimize=True)
 
     results = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
