@@ -436,7 +436,7 @@ def _add_training_commands(commands, default_model: str) -> None:
     train.add_argument(
         "--report-to",
         default="tensorboard",
-        choices=["tensorboard", "wandb", "none"],
+        choices=["tensorboard", "none"],
         help="experiment tracker besides metrics.jsonl (default: tensorboard, in RUN/logs)",
     )
     train.set_defaults(run=_run_train)  # fmt: skip

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from accelerate.logging import get_logger
 
+from ..loading import DEFAULT_MODEL
 from .checkpoints import (
     list_checkpoints,
     load_ema,
@@ -66,7 +67,7 @@ class TrainConfig:
 
     data: str
     output: str
-    model: str = "weights/fashionflow"
+    model: str = DEFAULT_MODEL
     init: str = "model"  # "model": fine-tune the model's U-Net and adapter; "scratch": fresh weights of its config
     max_steps: int | None = None  # optimiser steps; when None, `epochs` decides
     max_minutes: float | None = None  # stop (saving as at the end) after this much training time, e.g. a job's limit
