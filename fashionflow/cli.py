@@ -7,7 +7,7 @@ import random
 import sys
 from pathlib import Path
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+from .image import PHOTO_SUFFIXES
 
 
 def _int_list(text: str) -> list[int]:

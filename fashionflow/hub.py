@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,6 +65,12 @@ CHECKPOINT_URL = (
 )
 
 
+# Progress of the download for a display other than the terminal (the web app's "Preparing the
+# model"): called with what is being done, bytes done and bytes in all (None while unknown or
+# for steps that are not downloads, such as converting the checkpoint).
+DownloadProgress = Callable[[str, int, "int | None"], None]
+
+
 class DownloadError(RuntimeError):
     """A download failed; the message says what is missing and how to get it."""
 
@@ -82,11 +89,16 @@ class FetchedSource:
 
 
 def fetch_hub_source(
-    source: HubSource, local: str | os.PathLike | None = None, cache_dir=None, endpoint: str | None = None
+    source: HubSource,
+    local: str | os.PathLike | None = None,
+    cache_dir=None,
+    endpoint: str | None = None,
+    progress: DownloadProgress | None = None,
 ) -> tuple[Path, str | None]:
     """The folder holding `source`'s files (inside `local` when given, else fetched), and its commit.
 
-    `endpoint` is a Hub mirror (default: HF_ENDPOINT, else huggingface.co).
+    `endpoint` is a Hub mirror (default: HF_ENDPOINT, else huggingface.co). `progress` hears of
+    every file fetched (bytes done and in all), besides the terminal's progress bars.
     """
     if local is not None:
         folder = Path(local) / source.subfolder
@@ -110,6 +122,9 @@ def fetch_hub_source(
                 revision=source.revision,
                 cache_dir=cache_dir,
                 endpoint=endpoint,
+                tqdm_class=_reporting_tqdm(
+                    progress, f"{source.repo_id}/{source.subfolder + '/' if source.subfolder else ''}{filename}"
+                ),
             )
         )
 
@@ -141,7 +156,13 @@ def fetch_hub_source(
 # plain HTTP(S) downloads ------------------------------------------------------------------------------------------
 
 
-def download_file(url: str, destination: Path, expected_sha256: str | None = None, retries: int = 3) -> str:
+def download_file(
+    url: str,
+    destination: Path,
+    expected_sha256: str | None = None,
+    retries: int = 3,
+    progress: DownloadProgress | None = None,
+) -> str:
     """Download `url` to `destination` with a progress bar, resuming a partial file; return its sha256.
 
     The data goes to `destination.part` and is renamed only when complete and checked, so an
@@ -156,7 +177,7 @@ def download_file(url: str, destination: Path, expected_sha256: str | None = Non
     partial = destination.with_name(destination.name + ".part")
     for attempt in range(1, retries + 1):
         try:
-            _fetch_into(url, partial)
+            _fetch_into(url, partial, progress)
             break
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as error:
             if isinstance(error, urllib.error.HTTPError) and error.code in (401, 403, 404, 410):
@@ -178,7 +199,7 @@ def download_file(url: str, destination: Path, expected_sha256: str | None = Non
     return digest
 
 
-def _fetch_into(url: str, partial: Path) -> None:
+def _fetch_into(url: str, partial: Path, progress: DownloadProgress | None = None) -> None:
     offset = partial.stat().st_size if partial.exists() else 0
     headers = {"User-Agent": "fashionflow-downloader"}
     if offset:
@@ -195,17 +216,33 @@ def _fetch_into(url: str, partial: Path) -> None:
             offset = 0  # the server ignored the range: start over
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
+        name = partial.name.removesuffix(".part")
+        bar_class = _reporting_tqdm(progress, name) or tqdm
         with (
             open(partial, "ab" if offset else "wb") as out,
-            tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=partial.name.removesuffix(".part")
-            ) as bar,
+            bar_class(total=total, initial=offset, unit="B", unit_scale=True, desc=name) as bar,
         ):
             while chunk := response.read(1 << 20):
                 out.write(chunk)
                 bar.update(len(chunk))
     if total is not None and partial.stat().st_size != total:
         raise ConnectionError(f"connection closed after {partial.stat().st_size} of {total} bytes")
+
+
+def _reporting_tqdm(progress: DownloadProgress | None, what: str) -> type[tqdm] | None:
+    """A tqdm class that also tells `progress` how far the download of `what` is (None: plain tqdm)."""
+    if progress is None:
+        return None
+
+    class ReportingTqdm(tqdm):
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            # Counted here too: a disabled bar (HF_HUB_DISABLE_PROGRESS_BARS, no terminal) counts nothing.
+            self.reported = getattr(self, "reported", getattr(self, "initial", 0) or 0) + (n or 0)
+            progress(what, int(self.reported), int(self.total) if getattr(self, "total", None) else None)
+            return shown
+
+    return ReportingTqdm
 
 
 def _refuse_web_page(path: Path, url: str) -> None:
@@ -249,6 +286,7 @@ def download_official_pipeline(
     cache_dir: str | os.PathLike = DEFAULT_CACHE,
     hub_endpoint: str | None = None,
     force: bool = False,
+    progress: DownloadProgress | None = None,
 ) -> Path:
     """Fetch everything the published model needs and write a complete pipeline folder.
 
@@ -259,14 +297,17 @@ def download_official_pipeline(
         checkpoint_sha256: the expected checksum of the checkpoint, when known.
         hub_endpoint: a Hugging Face Hub mirror (default: HF_ENDPOINT, else huggingface.co).
         force: replace an existing output folder.
+        progress: hears what is being fetched (bytes done and in all) and when converting and
+            writing start, for a display other than the terminal's progress bars.
     """
     output_dir = Path(output_dir)
     if output_dir.exists() and not force:
         raise DownloadError(f"{output_dir} already exists; pass --force to replace it.")
     cache_dir = Path(cache_dir)
 
-    vae_folder, vae_commit = fetch_hub_source(VAE_SOURCE, vae_from, cache_dir / "hub", hub_endpoint)
-    clip_folder, clip_commit = fetch_hub_source(CLIP_SOURCE, clip_from, cache_dir / "hub", hub_endpoint)
+    say = progress or (lambda what, done, total: None)
+    vae_folder, vae_commit = fetch_hub_source(VAE_SOURCE, vae_from, cache_dir / "hub", hub_endpoint, progress)
+    clip_folder, clip_commit = fetch_hub_source(CLIP_SOURCE, clip_from, cache_dir / "hub", hub_endpoint, progress)
     if checkpoint is not None:
         checkpoint_path = Path(checkpoint)
         if not checkpoint_path.is_file():
@@ -275,7 +316,7 @@ def download_official_pipeline(
         _check_digest(checkpoint_sha, checkpoint_sha256, checkpoint_path)
     else:
         checkpoint_path = cache_dir / CHECKPOINT_FILENAME
-        checkpoint_sha = download_file(checkpoint_url, checkpoint_path, checkpoint_sha256)
+        checkpoint_sha = download_file(checkpoint_url, checkpoint_path, checkpoint_sha256, progress=progress)
         _refuse_web_page(checkpoint_path, checkpoint_url)
 
     sources = [
@@ -287,7 +328,9 @@ def download_official_pipeline(
                       "not stated by the authors", str(checkpoint if checkpoint is not None else checkpoint_url)),
     ]  # fmt: skip
 
+    say("Converting the checkpoint", 0, None)
     pipeline = _assemble(vae_folder, clip_folder, checkpoint_path)
+    say("Writing the model folder", 0, None)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}-"))
     try:

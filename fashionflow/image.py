@@ -19,6 +19,8 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 FIT_MODES = ("pad", "crop", "stretch")
 DEFAULT_FIT = "pad"
+# Files taken for photos when a folder is given (the CLI's batches, the app's examples).
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MIN_SIDE = 128  # pixels; smaller photos hold too little detail for a 640 x 512 frame
 MAX_PIXELS = 50_000_000  # 50 MP: larger files are refused before they are decoded
 MAX_FILE_BYTES = 50 * 2**20

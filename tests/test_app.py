@@ -119,7 +119,7 @@ def test_zero_gpu_runs_the_device_part_with_pickled_arguments_and_a_duration(tin
 
 @pytest.fixture(scope="module")
 def tiny_app(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("tiny-app"), "--model", "tiny-random", "--queue-size", "1") as app:
+    with running_app(tmp_path_factory.mktemp("tiny-app"), "--model", "tiny-random", "--queue-size", "2") as app:
         yield app
 
 
@@ -174,36 +174,46 @@ def test_api_preview(client):
     assert Image.open(framed).size == (128, 128)
 
 
-def test_queue_shows_positions_refuses_overflow_and_cancel_stops_the_running_job(tiny_app, client, tmp_path):
+def test_queue_shows_real_places_and_waits_refuses_overflow_and_cancel_stops_the_running_job(
+    tiny_app, client, tmp_path
+):
     from gradio_client import Client, handle_file
-    from gradio_client.utils import QueueError, Status
+    from gradio_client.exceptions import AppError
 
     def new_client():
         return Client(tiny_app.url, analytics_enabled=False, verbose=False, download_files=str(tmp_path))
+
+    def said(job) -> str:
+        progress = job.status().progress_data
+        return progress[-1].desc if progress else ""
 
     photo = handle_file(str(EXAMPLE))
     slow = {**FAST, "sampler": "ddpm", "steps": 1000, "num_frames": 70}  # over a minute with the tiny model
     earlier_jobs = set(tiny_app.output_dir.glob("job-*"))
     running = client.submit(photo=photo, **slow, api_name="/generate")
-
-    def denoising() -> bool:
-        progress = running.status().progress_data
-        return bool(progress) and progress[-1].desc.startswith("Denoising: step") and "left" in progress[-1].desc
-
-    _wait_for(denoising, "the first job to report its steps and the time left")
+    _wait_for(
+        lambda: said(running).startswith("Denoising: step") and "left" in said(running),
+        "the first job to report its steps and the time left",
+    )
     job_dirs = list(set(tiny_app.output_dir.glob("job-*")) - earlier_jobs)
     assert len(job_dirs) == 1
 
-    waiting = new_client().submit(photo=photo, **slow, api_name="/generate")
-    _wait_for(lambda: waiting.status().code == Status.IN_QUEUE and waiting.status().rank == 0, "a queue position")
-    with pytest.raises(QueueError, match="Queue is full"):  # --queue-size 1
+    # Places in line and waits in words, from the running job's time left and the estimates.
+    second = new_client().submit(photo=photo, **slow, api_name="/generate")
+    _wait_for(lambda: said(second).startswith("Waiting: next in line, about"), "the second job's place")
+    third = new_client().submit(photo=photo, **slow, api_name="/generate")
+    _wait_for(lambda: said(third).startswith("Waiting: 2nd in line, about"), "the third job's place")
+    with pytest.raises(AppError, match="The queue is full: 2 videos are waiting"):  # --queue-size 2
         new_client().predict(photo=photo, **FAST, api_name="/generate")
 
-    waiting.cancel()
+    second.cancel()  # someone ahead leaves: the third moves up at once
+    _wait_for(lambda: said(third).startswith("Waiting: next in line"), "the third job to move up")
     running.cancel()
-    # The running job's worker stops at its next step and removes its files ...
+    # The running job's worker stops at its next step and removes its files; the next one starts.
     _wait_for(lambda: not job_dirs[0].exists(), "the cancelled job's files to go")
-    # ... and the device is free for the next request at once (the cancelled one had a minute left).
+    _wait_for(lambda: not said(third).startswith("Waiting"), "the third job to start")
+    third.cancel()
+    # The device is free for the next request at once (the cancelled ones had minutes left).
     started = time.monotonic()
     assert client.predict(photo=photo, **FAST, api_name="/generate")[3] == 7
     assert time.monotonic() - started < 30
@@ -248,3 +258,38 @@ def test_the_readme_client_example_works(tiny_app, tmp_path, monkeypatch):
     namespace: dict = {}
     exec(snippet.replace("http://127.0.0.1:7860/", tiny_app.url), namespace)  # noqa: S102 (our own README)
     assert probe_video(namespace["mp4"]).frames == 70 and namespace["seed"] == 0
+
+
+def test_an_operators_example_photos_replace_ours(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "examples-cache"))
+    app = load_app_module()
+    folder = tmp_path / "shop-photos"
+    folder.mkdir()
+    for name in ("red_dress.png", "blue_coat.png"):
+        Image.new("RGB", (300, 600), "white").save(folder / name)
+    args = app.parse_args([], environ={"FASHIONFLOW_EXAMPLES": str(folder)})
+    assert args.examples == str(folder)
+    examples = service.example_photos(args.examples)
+    demo = app.build_demo(
+        app.FashionFlowApp(load_tiny_model(), service.OutputStore(tmp_path / "out")), examples=examples
+    )
+    (dataset,) = [c for c in demo.get_config_file()["components"] if c["props"].get("elem_id") == "examples"]
+    shown = [Path(sample[0]["path"]).name for sample in dataset["props"]["samples"]]
+    assert shown == ["blue_coat.png", "red_dress.png"]
+
+
+def test_the_page_shows_a_bad_upload_beside_the_photo_and_empties_the_drop_zone(tiny_model, tmp_path):
+    app = load_app_module()
+    ui = app.FashionFlowApp(tiny_model, service.OutputStore(tmp_path))
+    photo, preview, message = ui.photo_changed({"path": str(not_a_photo(tmp_path))}, "pad")
+    assert photo is None and preview is None and "not a picture we can read" in message
+    photo, preview, message = ui.photo_changed({"path": str(EXAMPLE)}, "pad")
+    assert preview.size == (128, 128) and message == ""  # the old message goes with a good upload
+    with pytest.raises(Exception, match="not a picture we can read"):  # the /preview API still says it as an error
+        ui.preview({"path": str(not_a_photo(tmp_path))}, "pad")
+
+
+def test_cancel_with_nothing_running_says_so(tiny_model, tmp_path):
+    app = load_app_module()
+    ui = app.FashionFlowApp(tiny_model, service.OutputStore(tmp_path))
+    assert ui.cancel(SimpleNamespace(session_hash="me")) == "Nothing to cancel: no video is being made."

@@ -129,4 +129,13 @@ def test_a_second_generation_waits_for_the_device(tiny_model, tmp_path):
         report=updates.append,
         lock=lock,
     )
-    assert updates[0].desc == "Waiting for the previous video to finish"
+    assert updates[0].desc == "Waiting for the previous job to finish"
+
+
+def test_an_untrained_models_files_and_summary_say_so(tiny_model, tmp_path):
+    result = service.run_generation(
+        tiny_model.pipeline, service.read_photo(EXAMPLE), fast_settings(), tmp_path / "job", untrained=True
+    )
+    assert result.mp4.name == "fashionflow-untrained-7.mp4" and result.gif.name == "fashionflow-untrained-7.gif"
+    assert result.summary_markdown().startswith(f"**{service.UNTRAINED_CAPTION}**")
+    assert result.timings.step_seconds is not None and result.timings.export_seconds is not None

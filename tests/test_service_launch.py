@@ -9,6 +9,7 @@ import pytest
 from app_harness import ROOT
 
 from fashionflow import service
+from fashionflow.hub import CHECKPOINT_URL
 from fashionflow.loading import DEFAULT_MODEL
 
 # environment variables -------------------------------------------------------------------------------------------------------
@@ -27,6 +28,10 @@ def test_launch_options_from_the_environment():
         "queue_size": 16,
         "output_dir": None,
         "output_ttl": 3600,
+        "examples": None,
+        "auto_download": False,
+        "checkpoint_url": CHECKPOINT_URL,
+        "checkpoint_sha256": None,
     }
     spaces = service.env_defaults({"SPACE_ID": "shop/fashionflow", "FASHIONFLOW_MODEL": "shop/weights"})
     assert spaces["host"] == "0.0.0.0" and spaces["model"] == "shop/weights"

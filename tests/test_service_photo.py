@@ -69,3 +69,24 @@ def test_preview_is_the_frame_the_model_sees(tiny_model):
     assert service.preview_photo(tiny_model, None, "pad") is None  # photo removed: preview cleared
     with pytest.raises(service.SettingsError, match="Framing"):
         service.preview_photo(tiny_model, str(EXAMPLE), "zoom")
+
+
+def test_crop_warns_when_it_cuts_off_the_top_and_bottom():
+    frame = (640, 512)  # (height, width): the published portrait frame
+    note = service.crop_note((300, 900), frame, "crop")  # full-length: three times as tall as wide
+    assert note.startswith("Crop cuts 58% off the top and bottom of this photo") and "Pad" in note
+    assert service.crop_note((300, 900), frame, "pad") is None  # only Crop cuts
+    assert service.crop_note((512, 640), frame, "crop") is None  # the frame's own shape: nothing cut
+    assert service.crop_note((900, 300), frame, "crop") is None  # a wide photo loses its sides, not head or feet
+
+
+def test_example_photos_come_from_a_folder_an_operator_chooses(tmp_path):
+    for name in ("b_dress.png", "a_coat.JPG", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in service.example_photos(tmp_path)] == ["a_coat.JPG", "b_dress.png"]
+    assert service.photo_label("summer_dress-2.jpg") == "Summer dress 2"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        service.example_photos(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no photos"):
+        service.example_photos(tmp_path / "empty")

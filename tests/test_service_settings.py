@@ -58,3 +58,15 @@ def test_random_seed_is_in_range_and_comes_from_the_rng():
 def test_out_of_range_settings_are_refused_with_the_allowed_range(overrides, message):
     with pytest.raises(service.SettingsError, match=message.replace("+", r"\+")):
         service.validate_settings(**{**FAST, **overrides})
+
+
+def test_the_pages_names_for_samplers_and_framing_are_accepted_too():
+    s = service.validate_settings(sampler="Authors' original, 1000 steps, very slow", fit="Crop: fill the frame")
+    assert (s.sampler, s.steps, s.fit) == ("ddpm", 1000, "crop")
+    assert set(service.SAMPLER_CHOICES) == {"dpm++", "unipc", "ddim", "ddpm"}  # every sampler has a name and hint
+    assert all(choice.hint for choice in service.SAMPLER_CHOICES.values())
+
+
+@pytest.mark.parametrize("typed, even", [(7, 8), (8, 8), (1, 2), (141, 140), ("9", 10), (6.4, 6), ("many", None)])
+def test_odd_frames_become_the_next_even_number(typed, even):
+    assert service.nearest_even_frames(typed) == even

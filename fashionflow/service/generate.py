@@ -14,7 +14,7 @@ from typing import Any
 
 import PIL.Image
 
-from ..progress import GenerationProgress, ProgressUpdate, format_seconds
+from ..progress import GenerationProgress, ProgressUpdate, StageTimings, format_seconds
 from ..video import boomerang, export_video
 from .cancel import CancelToken
 from .errors import GenerationCancelled, OutOfMemoryError
@@ -28,15 +28,23 @@ class GenerationResult:
     gif: Path
     settings: GenerationSettings
     seconds: float  # wall time of the generation
+    timings: StageTimings | None = None  # per stage, for estimating the next ones
+    untrained: bool = False  # made by an untrained (test) model: noise, and labelled so
 
     def summary_markdown(self) -> str:
         s = self.settings
         length = s.output_frames / s.fps
         loop = ", looping" if s.loop else ""
-        return (
+        summary = (
             f"Seed used: **{s.seed}** · {s.sampler}, {s.steps} steps · {s.output_frames} frames at {s.fps} fps "
             f"({length:.1f} s{loop}) · made in {format_seconds(self.seconds).removeprefix('about ')}"
         )
+        if self.untrained:
+            summary = f"**{UNTRAINED_CAPTION}**\n\n{summary}"
+        return summary
+
+
+UNTRAINED_CAPTION = "Made by an untrained test model: this video is noise, not a real result."
 
 
 ProgressReport = Callable[[ProgressUpdate], None]
@@ -50,6 +58,7 @@ def run_generation(
     token: CancelToken | None = None,
     report: ProgressReport | None = None,
     lock: threading.Lock | None = None,
+    untrained: bool = False,
 ) -> GenerationResult:
     """Make the video for `image`, write it as MP4 and GIF into `job_dir`, and return the paths.
 
@@ -57,6 +66,8 @@ def run_generation(
     when an abandoned (cancelled) run is still reaching its next step. Raises `GenerationCancelled`
     when `token` is cancelled (checked at every step, decode chunk and file) and
     `OutOfMemoryError` with advice when memory runs out; `job_dir` is removed on any failure.
+    `untrained` puts "untrained" in the file names and a caption in the summary, so that a shared
+    video or link never passes noise off as a result.
     """
     import torch
 
@@ -70,7 +81,7 @@ def run_generation(
         say(tracker.update(stage, done, total))
 
     if lock is not None and lock.locked():
-        say(ProgressUpdate(0.0, "Waiting for the previous video to finish"))
+        say(ProgressUpdate(0.0, "Waiting for the previous job to finish"))
     out_of_memory = False
     with lock if lock is not None else contextlib.nullcontext():
         try:
@@ -92,7 +103,7 @@ def run_generation(
             if settings.loop:
                 frames = boomerang(frames)
             on_progress("export", 0, 2)
-            stem = f"fashionflow-{settings.seed}"
+            stem = f"fashionflow-untrained-{settings.seed}" if untrained else f"fashionflow-{settings.seed}"
             mp4 = export_video(frames, job_dir / f"{stem}.mp4", settings.fps)
             on_progress("export", 1, 2)
             gif = export_video(frames, job_dir / f"{stem}.gif", settings.fps)
@@ -111,4 +122,11 @@ def run_generation(
             release_memory()
             device = str(getattr(pipeline, "_execution_device", "cpu"))
             raise OutOfMemoryError(out_of_memory_message(settings, device))
-    return GenerationResult(mp4=mp4, gif=gif, settings=settings, seconds=time.monotonic() - started)
+    return GenerationResult(
+        mp4=mp4,
+        gif=gif,
+        settings=settings,
+        seconds=time.monotonic() - started,
+        timings=tracker.timings(),
+        untrained=untrained,
+    )

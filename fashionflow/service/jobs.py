@@ -1,18 +1,32 @@
-"""The generations each browser session has running, so that its Cancel button can stop them."""
+"""The generations each browser session has running, so that its Cancel button can stop them, and
+how each session's last one ended, so that its page can say so."""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 
 from .cancel import CancelToken
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a session's last generation ended: `kind` is "done", "cancelled" or "error"."""
+
+    kind: str
+    message: str
 
 
 class JobRegistry:
     """The running generations of each browser session, so that its Cancel button can stop them."""
 
+    MAX_OUTCOMES = 1000  # sessions whose last outcome is kept (oldest forgotten first)
+
     def __init__(self) -> None:
         self._jobs: dict[str, set[CancelToken]] = {}
+        self._outcomes: OrderedDict[str, Outcome] = OrderedDict()
         self._lock = threading.Lock()
 
     def start(self, session: str | None, flag_file: str | os.PathLike | None = None) -> CancelToken:
@@ -40,3 +54,14 @@ class JobRegistry:
     def running(self, session: str | None) -> int:
         with self._lock:
             return len(self._jobs.get(session or "", ()))
+
+    def record_outcome(self, session: str | None, outcome: Outcome) -> None:
+        with self._lock:
+            self._outcomes[session or ""] = outcome
+            self._outcomes.move_to_end(session or "")
+            while len(self._outcomes) > self.MAX_OUTCOMES:
+                self._outcomes.popitem(last=False)
+
+    def last_outcome(self, session: str | None) -> Outcome | None:
+        with self._lock:
+            return self._outcomes.get(session or "")

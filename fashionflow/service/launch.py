@@ -39,9 +39,15 @@ def env_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
     FASHIONFLOW_MODEL, FASHIONFLOW_HOST (or GRADIO_SERVER_NAME), FASHIONFLOW_PORT (or
     GRADIO_SERVER_PORT), FASHIONFLOW_SHARE, FASHIONFLOW_DEVICE, FASHIONFLOW_DTYPE,
     FASHIONFLOW_ATTENTION, FASHIONFLOW_CPU_OFFLOAD, FASHIONFLOW_QUEUE_SIZE,
-    FASHIONFLOW_OUTPUT_DIR, FASHIONFLOW_OUTPUT_TTL (seconds). On Spaces (SPACE_ID set) the app
+    FASHIONFLOW_OUTPUT_DIR, FASHIONFLOW_OUTPUT_TTL (seconds), FASHIONFLOW_EXAMPLES (a folder of
+    example photos), FASHIONFLOW_AUTO_DOWNLOAD (fetch the published weights when they are missing;
+    on by default on Spaces), FASHIONFLOW_CHECKPOINT_URL and FASHIONFLOW_CHECKPOINT_SHA256 (where
+    that fetches the authors' checkpoint from, and its checksum). On Spaces (SPACE_ID set) the app
     listens on 0.0.0.0.
     """
+    from ..hub import CHECKPOINT_URL
+    from .setup import auto_download_allowed
+
     on_spaces = bool(environ.get("SPACE_ID"))
     host = (
         environ.get("FASHIONFLOW_HOST")
@@ -60,6 +66,10 @@ def env_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
         "queue_size": _env_int(environ, ("FASHIONFLOW_QUEUE_SIZE",), 16),
         "output_dir": environ.get("FASHIONFLOW_OUTPUT_DIR") or str(default_output_dir()),
         "output_ttl": _env_int(environ, ("FASHIONFLOW_OUTPUT_TTL",), 3600),
+        "examples": environ.get("FASHIONFLOW_EXAMPLES") or None,
+        "auto_download": auto_download_allowed(environ),
+        "checkpoint_url": environ.get("FASHIONFLOW_CHECKPOINT_URL") or CHECKPOINT_URL,
+        "checkpoint_sha256": environ.get("FASHIONFLOW_CHECKPOINT_SHA256") or None,
     }
 
 
@@ -138,4 +148,17 @@ def build_arg_parser(defaults: Mapping[str, Any]) -> argparse.ArgumentParser:
         default=defaults["output_ttl"],
         help="seconds a video is kept for download [FASHIONFLOW_OUTPUT_TTL; %(default)s]",
     )
+    parser.add_argument(
+        "--examples",
+        default=defaults["examples"],
+        help="folder of example photos shown under the form [FASHIONFLOW_EXAMPLES; default: the app's examples/]",
+    )
+    parser.add_argument(
+        "--auto-download",
+        action=argparse.BooleanOptionalAction,
+        default=defaults["auto_download"],
+        help="when the published weights are missing, fetch and convert them in the background "
+        "[FASHIONFLOW_AUTO_DOWNLOAD; on by default on Hugging Face Spaces]",
+    )
+    parser.set_defaults(checkpoint_url=defaults["checkpoint_url"], checkpoint_sha256=defaults["checkpoint_sha256"])
     return parser

@@ -50,6 +50,31 @@ class GenerationSettings:
         return 2 * self.num_frames - 2 if self.loop else self.num_frames
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A setting's value as people see it: a name and a one-line hint."""
+
+    label: str
+    hint: str
+
+
+# The samplers named for people; the API keeps taking the short names (and these labels too).
+SAMPLER_CHOICES = {
+    "dpm++": Choice("Fast (25 steps)", "Recommended: good videos in few steps (DPM-Solver++)."),
+    "unipc": Choice("Fast, alternative (25 steps)", "About as fast as Fast; try it if a video looks off (UniPC)."),
+    "ddim": Choice("Careful (50 steps)", "Twice the work of Fast, for smoother detail (DDIM)."),
+    "ddpm": Choice(
+        "Authors' original, 1000 steps, very slow",
+        "The authors' own sampler: 40 times the work of Fast, for comparing with their videos (DDPM).",
+    ),
+}
+FIT_CHOICES = {
+    "pad": Choice("Pad: keep the whole photo", "The whole photo, with the margins filled in its border colour."),
+    "crop": Choice("Crop: fill the frame", "Fills the frame and cuts what sticks out; may cut off the head or feet."),
+    "stretch": Choice("Stretch: as the authors did", "Squeezes the photo into the frame, as the authors' code did."),
+}
+
+
 def random_seed(limits: Limits = LIMITS, rng: random.Random | None = None) -> int:
     return (rng or random.SystemRandom()).randint(0, limits.max_seed)
 
@@ -75,8 +100,8 @@ def validate_settings(
     Everything else out of range is refused rather than quietly changed, so that a caller
     gets the video they asked for or a reason.
     """
-    sampler = choice(sampler, "Sampler", SAMPLERS)
-    fit = choice(fit, "Framing", FIT_MODES)
+    sampler = choice(_value_for_label(sampler, SAMPLER_CHOICES), "Sampler", SAMPLERS)
+    fit = choice(_value_for_label(fit, FIT_CHOICES), "Framing", FIT_MODES)
     num_frames = whole_number(num_frames, "Frames", 2, limits.max_frames)
     if num_frames % 2:
         raise SettingsError(f"Frames must be an even number (the model makes frames in pairs); got {num_frames}.")
@@ -102,6 +127,25 @@ def validate_settings(
         decode_chunk_size=decode_chunk_size,
         fit=fit,
     )
+
+
+def _value_for_label(value: Any, choices: dict[str, Choice]) -> Any:
+    """A label shown on the page ("Fast (25 steps)") stands for its value ("dpm++")."""
+    if isinstance(value, str):
+        for key, shown in choices.items():
+            if value.strip().lower() == shown.label.lower():
+                return key
+    return value
+
+
+def nearest_even_frames(value: Any, limits: Limits = LIMITS) -> int | None:
+    """An odd frame count typed on the page as the next even one (within the limits); None when
+    `value` is not a number at all (the check at Generate then explains)."""
+    try:
+        number = round(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return max(2, min(limits.max_frames, number + number % 2))
 
 
 def _is_number(value: Any) -> bool:
