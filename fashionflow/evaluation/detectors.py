@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -125,7 +126,9 @@ def load_detector(file: DetectorFile, device: str | torch.device = "cpu") -> tor
     key = (str(file.path), str(device))
     if key not in _loaded:
         try:
-            module = torch.jit.load(str(file.path), map_location=device)
+            with warnings.catch_warnings():  # torch >= 2.10 deprecates TorchScript; the published files are TorchScript
+                warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", DeprecationWarning)
+                module = torch.jit.load(str(file.path), map_location=device)
         except (RuntimeError, ValueError) as error:
             raise DetectorUnavailableError(
                 f"{file.path} is not a TorchScript file ({str(error).splitlines()[0][:200]}). "
