@@ -375,7 +375,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     write_report(report, args.json)
     print(format_table(report))
     print(f"Written: {args.json}")
-    return 0
+    return 1 if summary is not None and summary["failed"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:

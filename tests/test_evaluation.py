@@ -298,3 +298,41 @@ def test_metric_asked_for_without_pairs_is_an_error(tmp_path, i3d):
         evaluate(real, other, ["fvd", "ssim"], i3d=i3d, **QUIET)
     with pytest.raises(NoVideosError):
         find_videos(tmp_path / "nowhere")
+
+
+# the test protocol ------------------------------------------------------------------------------------------------
+
+
+def test_protocol_end_to_end_with_tiny_random_and_resume(tmp_path, i3d, capsys):
+    from fashionflow.evaluation import video_seed
+    from fashionflow.video import probe_video
+
+    rng = np.random.default_rng(11)
+    tests = tmp_path / "test"
+    tests.mkdir()
+    for name, length in (("clip_a", 6), ("clip_b", 5)):
+        write_frame_folder(tests / name, rng.integers(0, 255, (length, 144, 128, 3), dtype=np.uint8))
+    write_lossless_video(tests / "clip_c.mp4", rng.integers(0, 255, (6, 144, 128, 3), dtype=np.uint8))
+    out = tmp_path / "protocol.json"
+    args = ["evaluate", "--model", "tiny-random", "--test-videos", str(tests), "--i3d", str(i3d), "--json", str(out),
+            "--frames", "4", "--steps", "2", "--seed", "3", "--workers", "0"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    generated = tmp_path / "protocol-generated"
+    assert {"fvd", "ssim", "psnr"} <= set(report) and report["generation"]["made"] == 3
+    assert report["clips"]["fvd"]["generated"]["clips"] == 3 and report["paired"]["videos"] == 3
+    # same length as the test video, rounded down to the U-Net's frame multiple (2)
+    assert len(find_videos(generated).by_name()["clip_b"]._frame_files()) == 4
+    manifest = {r["video"]: r for r in map(json.loads, (generated / "manifest.jsonl").read_text().splitlines())}
+    assert manifest["clip_a"]["seed"] == video_seed(3, "clip_a") != manifest["clip_c"]["seed"]
+    assert manifest["clip_a"]["frames"] == 6 and manifest["clip_a"]["sampler"] == "dpm++"
+
+    before = (generated / "clip_a" / "00000.png").stat().st_mtime_ns
+    assert main(args) == 0
+    assert "Generated 0 video(s)" in capsys.readouterr().out
+    assert (generated / "clip_a" / "00000.png").stat().st_mtime_ns == before
+    assert json.loads(out.read_text())["fvd"] == pytest.approx(report["fvd"])
+
+    mp4s = tmp_path / "mp4s"
+    assert main([*args, "--generated", str(mp4s), "--generated-format", "mp4", "--video-frames", "4"]) == 0
+    assert probe_video(mp4s / "clip_a.mp4").frames == 4
