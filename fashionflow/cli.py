@@ -242,9 +242,10 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate_parser(commands) -> None:
-    from .evaluation.detectors import C3D, I3D, default_cache_dir
+    from .evaluation.detectors import C3D, I3D
     from .evaluation.protocol import GENERATED_FORMATS
     from .evaluation.registry import DEFAULT_CLIP_FRAMES, MAX_CLIPS, METRICS
+    from .hub import DEFAULT_CACHE
     from .image import DEFAULT_FIT, FIT_MODES
     from .loading import DTYPES
     from .models import ATTENTION_BACKENDS
@@ -290,7 +291,14 @@ def _add_evaluate_parser(commands) -> None:
         help=f"how stills and real frames are fitted to the model's frame (default: {DEFAULT_FIT})",
     )
     evaluate.add_argument("--device", help="cuda, cpu, ... (default: the best one present)")
-    evaluate.add_argument("--cache-dir", type=Path, help=f"detector downloads (default: {default_cache_dir()})")
+    evaluate.add_argument(
+        "--cache-dir", type=Path, help=f"detector downloads and real-video statistics (default: {DEFAULT_CACHE})"
+    )
+    evaluate.add_argument(
+        "--no-statistics-cache",
+        action="store_true",
+        help="recompute the real videos' FVD statistics instead of reusing those of an earlier run on the same clips",
+    )
     protocol = evaluate.add_argument_group("the test protocol (--model)")
     protocol.add_argument("--model", help="pipeline folder, Hub id, or tiny-random: generate from --test-videos first")
     protocol.add_argument("--test-videos", type=Path, help="folder of test videos: each one's first frame is a still")
@@ -367,7 +375,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     settings = EvaluationSettings(
         frames=args.frames, max_clips=args.max_clips, clip_seed=args.clip_seed, batch_size=args.batch_size,
         num_workers=args.workers, fit=args.fit, device=args.device,
-        cache_dir=str(args.cache_dir) if args.cache_dir else None,
+        cache_dir=str(args.cache_dir) if args.cache_dir else None, cache_real_statistics=not args.no_statistics_cache,
     )  # fmt: skip
     report = evaluate(real, generated, args.metrics, args.i3d, args.c3d, settings)
     if summary is not None:

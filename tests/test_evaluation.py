@@ -5,6 +5,7 @@ import json
 import random
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -208,6 +209,26 @@ def test_paired_metrics_match_torchmetrics_on_the_frames(tmp_path, i3d):
     assert "fvd" not in report and "detectors" in report and report["detectors"] == {}
 
 
+def test_real_statistics_are_cached_under_a_key_of_clips_and_detector(tmp_path, i3d, monkeypatch):
+    from fashionflow.evaluation.clips import Clip
+
+    real = write_folder(tmp_path / "real", random_videos(12, 4))
+    generated = write_folder(tmp_path / "gen", random_videos(13, 4))
+    settings = EvaluationSettings(cache_dir=str(tmp_path / "cache"), cache_real_statistics=True)
+    first = evaluate(real, generated, ["fvd"], i3d=i3d, settings=settings, **QUIET)
+    cache = first["clips"]["fvd"]["real"]["statistics_cache"]
+    assert cache.startswith(str(tmp_path / "cache" / "statistics" / "real-i3d-"))
+
+    read = []
+    original = Clip.read
+    monkeypatch.setattr(Clip, "read", lambda clip: read.append(clip.video.path.parent.name) or original(clip))
+    again = evaluate(real, generated, ["fvd"], i3d=i3d, settings=settings, **QUIET)
+    assert again["fvd"] == first["fvd"] and set(read) == {"gen"}  # real clips not read again
+
+    other_seed = evaluate(real, generated, ["fvd"], i3d=i3d, settings=replace(settings, clip_seed=1), **QUIET)
+    assert other_seed["clips"]["fvd"]["real"]["statistics_cache"] != cache and "real" in read
+
+
 # detector files ---------------------------------------------------------------------------------------------------
 
 
@@ -315,7 +336,7 @@ def test_protocol_end_to_end_with_tiny_random_and_resume(tmp_path, i3d, capsys):
     write_lossless_video(tests / "clip_c.mp4", rng.integers(0, 255, (6, 144, 128, 3), dtype=np.uint8))
     out = tmp_path / "protocol.json"
     args = ["evaluate", "--model", "tiny-random", "--test-videos", str(tests), "--i3d", str(i3d), "--json", str(out),
-            "--frames", "4", "--steps", "2", "--seed", "3", "--workers", "0"]  # fmt: skip
+            "--frames", "4", "--steps", "2", "--seed", "3", "--workers", "0", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     assert main(args) == 0
     report = json.loads(out.read_text())
     generated = tmp_path / "protocol-generated"

@@ -9,6 +9,7 @@ one); the statistics and scores; the per-frame metrics over the pairs; one repor
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..hub import DEFAULT_CACHE
 from ..image import DEFAULT_FIT
 from ..loading import best_device
 from .clips import Clip, ClipSelection, select_clips
@@ -39,7 +41,7 @@ from .registry import (
 )
 from .scores import frechet_distance, inception_score
 from .statistics import FeatureStatistics
-from .videos import NoVideosError, find_videos
+from .videos import NoVideosError, VideoReadError, find_videos
 
 
 class MetricUnavailableError(ValueError):
@@ -55,7 +57,10 @@ class EvaluationSettings:
     num_workers: int = 0  # processes reading clips
     fit: str = DEFAULT_FIT  # how real frames are fitted to the generated size for SSIM/PSNR/LPIPS
     device: str | None = None  # default: cuda when present, else cpu
-    cache_dir: str | None = None  # detector downloads (default: $FASHIONFLOW_CACHE/detectors)
+    cache_dir: str | None = (
+        None  # detectors/ and statistics/ go here (default: $FASHIONFLOW_CACHE, ~/.cache/fashionflow)
+    )
+    cache_real_statistics: bool = False  # keep the real side's FVD statistics for the next run on the same clips
 
 
 def evaluate(
@@ -84,6 +89,7 @@ def evaluate(
     if settings.frames < 1 or settings.max_clips < 1 or settings.batch_size < 1:
         raise ValueError("frames, max_clips and batch_size must be positive.")
     device = torch.device(settings.device or best_device())
+    cache_root = Path(settings.cache_dir) if settings.cache_dir else DEFAULT_CACHE
 
     # 1. The videos
     real_folder = find_videos(real, "real")
@@ -100,10 +106,10 @@ def evaluate(
     # 2. Which metrics can run: detectors and pairs
     detectors: dict[str, DetectorFile] = {}
     if "fvd" in requested:
-        detectors["i3d"] = fetch_detector(I3D, i3d, settings.cache_dir)
+        detectors["i3d"] = fetch_detector(I3D, i3d, cache_root / "detectors")
     if "isv" in requested:
-        if explicit or c3d is not None or cached_path(C3D, None, settings.cache_dir).is_file():
-            detectors["c3d"] = fetch_detector(C3D, c3d, settings.cache_dir)
+        if explicit or c3d is not None or cached_path(C3D, None, cache_root / "detectors").is_file():
+            detectors["c3d"] = fetch_detector(C3D, c3d, cache_root / "detectors")
         else:
             leave_out("isv", f"no C3D detector: pass --c3d FILE|URL (published at {C3D.url}).")
     pairs = pair_videos(generated_folder, real_folder)
@@ -155,8 +161,15 @@ def evaluate(
         module = load_detector(detectors[spec.name], device)
         jobs.setdefault(id(selection), (selection, []))[1].append((side, spec.name, module, spec.kwargs, stats))
 
+    real_cache = None
     if "i3d" in detectors:
-        feed(fvd_real, I3D, "real", keep_all=False)
+        if settings.cache_real_statistics:
+            real_cache = real_statistics_path(cache_root / "statistics", fvd_real, detectors["i3d"], real_folder.root)
+            clips["fvd"]["real"]["statistics_cache"] = str(real_cache)
+        if real_cache is not None and real_cache.is_file():
+            statistics[("i3d", "real")] = FeatureStatistics.load(real_cache)
+        else:
+            feed(fvd_real, I3D, "real", keep_all=False)
         feed(fvd_generated, I3D, "generated", keep_all=False)
     if "c3d" in detectors:
         feed(isv_generated, C3D, "generated", keep_all=True)
@@ -166,6 +179,9 @@ def evaluate(
             selection.clips, [(m, kw, s) for _, _, m, kw, s in consumers], device, settings.batch_size,
             settings.num_workers, desc=f"{side} clips ({names})", show_progress=show_progress,
         )  # fmt: skip
+
+    if real_cache is not None and not real_cache.is_file():
+        statistics[("i3d", "real")].save(real_cache)
 
     # 5. Scores
     if "i3d" in detectors:
@@ -230,6 +246,21 @@ def evaluate(
     return report
 
 
+def real_statistics_path(folder: Path, selection: ClipSelection, detector: DetectorFile, root: Path) -> Path:
+    """Where the real clips' FVD statistics are cached: named by a hash of everything they depend on
+    (each clip's video, start, length, and its files' sizes and times; the detector's sha256 and call),
+    so that any change to the videos, the clip seed or the detector makes a new entry (StyleGAN-V's md5 key)."""
+    items = [(c.video.name, c.start, c.frames, _fingerprint(c.video.path)) for c in selection.clips]
+    key = json.dumps([items, detector.sha256, I3D.kwargs, "fashionflow-fvd-statistics-1"], sort_keys=True)
+    digest = hashlib.md5(key.encode()).hexdigest()
+    return folder / f"{root.resolve().name}-{detector.name}-{digest}.npz"
+
+
+def _fingerprint(path: Path) -> list:
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    return [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
 def _require_clips(selection: ClipSelection, folder: Path, frames: int) -> None:
     if not selection.clips:
         raise NoVideosError(
@@ -247,8 +278,11 @@ class _ClipDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        frames = self.clips[index].read()  # (f, h, w, 3) uint8
+    def __getitem__(self, index: int) -> torch.Tensor | str:
+        try:
+            frames = self.clips[index].read()  # (f, h, w, 3) uint8
+        except VideoReadError as error:
+            return str(error)  # raised again, as it is, in the main process (a worker would wrap it in a traceback)
         return torch.from_numpy(frames).permute(3, 0, 1, 2).contiguous()  # (3, f, h, w): the detectors' layout
 
 
@@ -279,6 +313,8 @@ def extract_features(
         pending.clear()
 
     for clip in tqdm(loader, total=len(clips), desc=desc, unit="clip", disable=not show_progress):
+        if isinstance(clip, str):
+            raise VideoReadError(clip)
         if pending and clip.shape != pending[0].shape:
             flush()
         pending.append(clip)

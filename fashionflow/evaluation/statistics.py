@@ -7,6 +7,10 @@ divides by N - 1; StyleGAN-V, hence FashionFlow's published FVD, divides by N.)
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -54,3 +58,29 @@ class FeatureStatistics:
         if not self.keep_all:
             raise ValueError("This FeatureStatistics was made with keep_all=False.")
         return np.concatenate(self._rows) if self._rows else np.zeros([0, self.num_features or 0], np.float32)
+
+    # the real side's statistics are cached between runs (see evaluate.real_statistics_path) --------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the running sums to an .npz, atomically (no pickles)."""
+        if self.keep_all or not self.num_items:
+            raise ValueError("Only non-empty mean/covariance statistics are saved.")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
+        os.close(descriptor)
+        try:
+            np.savez(partial, num_items=self.num_items, sum=self._sum, outer_sum=self._outer_sum)
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FeatureStatistics:
+        with np.load(path, allow_pickle=False) as data:
+            stats = cls()
+            stats.num_items = int(data["num_items"])
+            stats._sum, stats._outer_sum = data["sum"], data["outer_sum"]
+        stats.num_features = stats._sum.shape[0]
+        return stats
