@@ -354,6 +354,10 @@ def test_protocol_end_to_end_with_tiny_random_and_resume(tmp_path, i3d, capsys):
     assert (generated / "clip_a" / "00000.png").stat().st_mtime_ns == before
     assert json.loads(out.read_text())["fvd"] == pytest.approx(report["fvd"])
 
+    assert main([*args, "--steps", "3"]) == 2  # the folder holds videos made with 2 steps (the last --steps wins)
+    err = capsys.readouterr().err
+    assert "other settings" in err and "steps=2, not 3" in err
+
     mp4s = tmp_path / "mp4s"
     assert main([*args, "--generated", str(mp4s), "--generated-format", "mp4", "--video-frames", "4"]) == 0
     assert probe_video(mp4s / "clip_a.mp4").frames == 4

@@ -81,6 +81,8 @@ def generate_test_videos(
     output_dir.mkdir(parents=True, exist_ok=True)
     by_name = folder.by_name()
     names = sorted(by_name)
+    if not settings.overwrite:
+        _refuse_other_settings(output_dir, model, settings)
     todo = [
         n for n in names if settings.overwrite or not generated_path(output_dir, n, settings.output_format).exists()
     ]
@@ -116,8 +118,36 @@ def generate_test_videos(
     }
 
 
+def _run_settings(model: str, settings: ProtocolSettings) -> dict:
+    """What a generated video depends on besides its test video: a folder mixing two of these is refused."""
+    return {
+        "model": str(model),
+        "sampler": settings.sampler,
+        "steps": settings.steps or default_steps(settings.sampler),
+        "fit": settings.fit,
+        "base_seed": settings.seed,
+        "video_frames": settings.frames,
+    }
+
+
+def _refuse_other_settings(output_dir: Path, model: str, settings: ProtocolSettings) -> None:
+    manifest = output_dir / "manifest.jsonl"
+    if not manifest.is_file():
+        return
+    wanted = _run_settings(model, settings)
+    for line in manifest.read_text().splitlines():
+        record = json.loads(line) if line.strip() else {}
+        different = {k: record[k] for k in wanted if k in record and record[k] != wanted[k]}
+        if different and "error" not in record:
+            raise ValueError(
+                f"{output_dir} holds videos made with other settings ({record['video']}: "
+                + ", ".join(f"{k}={v!r}, not {wanted[k]!r}" for k, v in different.items())
+                + "). Use another --generated folder, or --overwrite to remake every video."
+            )
+
+
 def _generate_one(pipeline, model: str, video, output_dir: Path, settings: ProtocolSettings) -> dict:
-    record = {"video": video.name, "model": str(model), "sampler": settings.sampler, "fit": settings.fit}
+    record = {"video": video.name, **_run_settings(model, settings)}
     multiple = pipeline.unet.frame_multiple
     try:
         first = next(video.iter_frames(), None)
@@ -128,12 +158,11 @@ def _generate_one(pipeline, model: str, video, output_dir: Path, settings: Proto
         if length < multiple:
             raise VideoReadError(f"{video.path} is too short to make a video of at least {multiple} frames.")
         seed = video_seed(settings.seed, video.name)
-        steps = settings.steps or default_steps(settings.sampler)
         result = pipeline(
             Image.fromarray(first),
             num_frames=length,
             sampler=settings.sampler,
-            num_inference_steps=steps,
+            num_inference_steps=record["steps"],
             fit=settings.fit,
             generator=torch.Generator().manual_seed(seed),
             decode_chunk_size=settings.decode_chunk_size,
@@ -144,7 +173,7 @@ def _generate_one(pipeline, model: str, video, output_dir: Path, settings: Proto
         )
     except (VideoReadError, ImageInputError) as error:
         return {**record, "error": str(error)}
-    return {**record, "seed": seed, "steps": steps, "frames": length, "output": path.name}
+    return {**record, "seed": seed, "frames": length, "output": path.name}
 
 
 def _write_generated(frames: list[Image.Image], path: Path, settings: ProtocolSettings) -> Path:
