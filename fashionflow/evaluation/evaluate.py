@@ -57,9 +57,8 @@ class EvaluationSettings:
     num_workers: int = 0  # processes reading clips
     fit: str = DEFAULT_FIT  # how real frames are fitted to the generated size for SSIM/PSNR/LPIPS
     device: str | None = None  # default: cuda when present, else cpu
-    cache_dir: str | None = (
-        None  # detectors/ and statistics/ go here (default: $FASHIONFLOW_CACHE, ~/.cache/fashionflow)
-    )
+    # detectors/ and statistics/ go here (default: $FASHIONFLOW_CACHE, else ~/.cache/fashionflow)
+    cache_dir: str | None = None
     cache_real_statistics: bool = False  # keep the real side's FVD statistics for the next run on the same clips
 
 
