@@ -259,13 +259,19 @@ def _add_evaluate_parser(commands) -> None:
         "the paper's whole test protocol for a model (--model/--test-videos): one video per test video from its "
         "first frame, then the metrics. A folder holds video files or sub-folders of frame images, one per video.",
     )
-    evaluate.add_argument("--real", type=Path, help="folder of real videos (files or frame folders)")
+    evaluate.add_argument("--real", type=Path, metavar="DIR", help="folder of real videos (files or frame folders)")
     evaluate.add_argument(
-        "--generated", type=Path, help="folder of generated videos; with --model, where they are written"
+        "--generated", type=Path, metavar="DIR", help="folder of generated videos; with --model, where they are written"
     )
-    evaluate.add_argument("--json", type=Path, required=True, help="write the metrics, clip counts and settings here")
-    evaluate.add_argument("--i3d", help=f"I3D TorchScript file or URL for FVD (default: {I3D.url}, cached)")
-    evaluate.add_argument("--c3d", help=f"C3D TorchScript file or URL for video IS (published at {C3D.url})")
+    evaluate.add_argument(
+        "--json", type=Path, required=True, metavar="OUT", help="write the metrics, clip counts and settings here"
+    )
+    evaluate.add_argument(
+        "--i3d", metavar="FILE|URL", help=f"I3D TorchScript file or URL for FVD (default: {I3D.url}, cached)"
+    )
+    evaluate.add_argument(
+        "--c3d", metavar="FILE|URL", help=f"C3D TorchScript file or URL for video IS (published at {C3D.url})"
+    )
     evaluate.add_argument(
         "--metrics",
         nargs="+",
@@ -292,7 +298,10 @@ def _add_evaluate_parser(commands) -> None:
     )
     evaluate.add_argument("--device", help="cuda, cpu, ... (default: the best one present)")
     evaluate.add_argument(
-        "--cache-dir", type=Path, help=f"detector downloads and real-video statistics (default: {DEFAULT_CACHE})"
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"detector downloads and real-video statistics (default: {DEFAULT_CACHE})",
     )
     evaluate.add_argument(
         "--no-statistics-cache",
@@ -301,7 +310,9 @@ def _add_evaluate_parser(commands) -> None:
     )
     protocol = evaluate.add_argument_group("the test protocol (--model)")
     protocol.add_argument("--model", help="pipeline folder, Hub id, or tiny-random: generate from --test-videos first")
-    protocol.add_argument("--test-videos", type=Path, help="folder of test videos: each one's first frame is a still")
+    protocol.add_argument(
+        "--test-videos", type=Path, metavar="DIR", help="folder of test videos: each one's first frame is a still"
+    )
     protocol.add_argument(
         "--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLERS), help=f"default: {DEFAULT_SAMPLER}"
     )
