@@ -11,6 +11,7 @@ min(generated length, real length) frames.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import numpy as np
@@ -54,8 +55,8 @@ class FrameMetrics:
             self._lpips = LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True).to(self.device)
 
     @torch.no_grad()
-    def update(self, generated: np.ndarray, real: np.ndarray) -> dict[str, float]:
-        """Score uint8 frames (n, h, w, 3) against the real ones; returns this batch's means."""
+    def update(self, generated: np.ndarray, real: np.ndarray) -> dict[str, list[float]]:
+        """Score uint8 frames (n, h, w, 3) against the real ones; returns each metric's per-frame values."""
         from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
         height, width = generated.shape[1:3]
@@ -74,31 +75,19 @@ class FrameMetrics:
             batch["lpips"] = [float(self._lpips(p[None], t[None])) for p, t in zip(preds, target)]
         for name, values in batch.items():
             self.scores[name].extend(values)
-        return {name: float(np.mean(values)) for name, values in batch.items()}
+        return batch
 
     def compare(self, generated: Video, real: Video, chunk: int = 16) -> dict:
-        """Compare two videos frame by frame, streaming `chunk` frames at a time."""
-        totals: dict[str, list[float]] = {name: [] for name in self.names}
+        """Compare two videos frame by frame over the shorter length, reading `chunk` frames at a time;
+        returns the number of frames compared and each metric's mean over them."""
+        per_frame: dict[str, list[float]] = {name: [] for name in self.names}
         frames = 0
-        pending_g, pending_r = [], []
-        for g, r in zip(generated.iter_frames(), real.iter_frames()):
-            pending_g.append(g)
-            pending_r.append(r)
-            if len(pending_g) == chunk:
-                frames += self._flush(pending_g, pending_r, totals)
-        if pending_g:
-            frames += self._flush(pending_g, pending_r, totals)
-        return {"frames": frames, **{name: float(np.mean(v)) for name, v in totals.items() if v}}
-
-    def _flush(self, pending_g: list, pending_r: list, totals: dict) -> int:
-        n = len(pending_g)
-        before = {name: len(self.scores[name]) for name in self.names}
-        self.update(np.stack(pending_g), np.stack(pending_r))
-        for name in self.names:
-            totals[name].extend(self.scores[name][before[name] :])
-        pending_g.clear()
-        pending_r.clear()
-        return n
+        pairs = zip(generated.iter_frames(), real.iter_frames())
+        while block := list(itertools.islice(pairs, chunk)):
+            for name, values in self.update(np.stack([g for g, _ in block]), np.stack([r for _, r in block])).items():
+                per_frame[name].extend(values)
+            frames += len(block)
+        return {"frames": frames, **{name: float(np.mean(v)) for name, v in per_frame.items() if v}}
 
     def compute(self) -> dict[str, float]:
         """Mean over every frame scored (inf for PSNR when some frames are identical)."""
