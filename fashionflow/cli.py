@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--cross-attention-heads", type=_int_list, help="heads per level (default: published 1,1,2,4)")
     convert.add_argument("--latent-size", type=_int_list, help="adapter latent HEIGHT,WIDTH when it cannot be inferred")
     convert.set_defaults(run=_run_convert)
+
+    _add_evaluate_parser(commands)
     return parser  # fmt: skip
 
 
@@ -234,6 +236,165 @@ def _run_convert(args: argparse.Namespace) -> int:
     print(f"U-Net: {params:,} parameters -> {args.output / 'unet'}")
     print(f"Adapter: latent {tuple(adapter.config.latent_size)} -> {args.output / 'adapter'}")
     return 0
+
+
+# evaluate ---------------------------------------------------------------------------------------------------------
+
+
+def _add_evaluate_parser(commands) -> None:
+    from .evaluation.detectors import C3D, I3D
+    from .evaluation.protocol import GENERATED_FORMATS
+    from .evaluation.registry import DEFAULT_CLIP_FRAMES, MAX_CLIPS, METRICS
+    from .hub import DEFAULT_CACHE
+    from .image import DEFAULT_FIT, FIT_MODES
+    from .loading import DTYPES
+    from .models import ATTENTION_BACKENDS
+    from .pipeline import DEFAULT_DECODE_CHUNK_SIZE
+    from .schedulers import DEFAULT_SAMPLER, SAMPLERS
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="FVD, video IS, SSIM, PSNR of generated videos against real ones (StyleGAN-V's definitions)",
+        description="Compare a folder of generated videos with a folder of real ones (--real/--generated), or run "
+        "the paper's whole test protocol for a model (--model/--test-videos): one video per test video from its "
+        "first frame, then the metrics. A folder holds video files or sub-folders of frame images, one per video.",
+    )
+    evaluate.add_argument("--real", type=Path, metavar="DIR", help="folder of real videos (files or frame folders)")
+    evaluate.add_argument(
+        "--generated", type=Path, metavar="DIR", help="folder of generated videos; with --model, where they are written"
+    )
+    evaluate.add_argument(
+        "--json", type=Path, required=True, metavar="OUT", help="write the metrics, clip counts and settings here"
+    )
+    evaluate.add_argument(
+        "--i3d", metavar="FILE|URL", help=f"I3D TorchScript file or URL for FVD (default: {I3D.url}, cached)"
+    )
+    evaluate.add_argument(
+        "--c3d", metavar="FILE|URL", help=f"C3D TorchScript file or URL for video IS (published at {C3D.url})"
+    )
+    evaluate.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=list(METRICS),
+        help="metrics to compute; any that cannot run is an error (default: fvd, plus those that can run: isv with a "
+        "C3D file, ssim/psnr/lpips when videos pair by name)",
+    )
+    evaluate.add_argument(
+        "--frames", type=int, default=DEFAULT_CLIP_FRAMES, help=f"FVD clip length (default: {DEFAULT_CLIP_FRAMES})"
+    )
+    evaluate.add_argument(
+        "--max-clips", type=int, default=MAX_CLIPS, help=f"clips per side at most (default: {MAX_CLIPS})"
+    )
+    evaluate.add_argument(
+        "--clip-seed", type=int, default=0, help="seeds the start frame of each real clip (default: 0)"
+    )
+    evaluate.add_argument("--batch-size", type=int, default=8, help="clips per detector call (default: 8)")
+    evaluate.add_argument("--workers", type=int, default=2, help="processes reading videos (default: 2)")
+    evaluate.add_argument(
+        "--fit",
+        default=DEFAULT_FIT,
+        choices=FIT_MODES,
+        help=f"how stills and real frames are fitted to the model's frame (default: {DEFAULT_FIT})",
+    )
+    evaluate.add_argument("--device", help="cuda, cpu, ... (default: the best one present)")
+    evaluate.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"detector downloads and real-video statistics (default: {DEFAULT_CACHE})",
+    )
+    evaluate.add_argument(
+        "--no-statistics-cache",
+        action="store_true",
+        help="recompute the real videos' FVD statistics instead of reusing those of an earlier run on the same clips",
+    )
+    protocol = evaluate.add_argument_group("the test protocol (--model)")
+    protocol.add_argument("--model", help="pipeline folder, Hub id, or tiny-random: generate from --test-videos first")
+    protocol.add_argument(
+        "--test-videos", type=Path, metavar="DIR", help="folder of test videos: each one's first frame is a still"
+    )
+    protocol.add_argument(
+        "--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLERS), help=f"default: {DEFAULT_SAMPLER}"
+    )
+    protocol.add_argument("--steps", type=int, help="denoising steps (default: the sampler's)")
+    protocol.add_argument(
+        "--seed", type=int, default=0, help="base seed; each video's seed comes from it and the video's name"
+    )
+    protocol.add_argument(
+        "--video-frames", type=int, help="frames per generated video (default: the test video's length)"
+    )
+    protocol.add_argument(
+        "--generated-format",
+        default="frames",
+        choices=GENERATED_FORMATS,
+        help="frames: PNG folders, lossless (default); mp4: H.264",
+    )
+    protocol.add_argument("--dtype", choices=list(DTYPES), help="default: bfloat16/float16 on CUDA, float32 elsewhere")
+    protocol.add_argument(
+        "--attention", default="auto", choices=ATTENTION_BACKENDS, help="attention kernel (default: auto)"
+    )
+    protocol.add_argument(
+        "--decode-chunk-size", type=int, default=DEFAULT_DECODE_CHUNK_SIZE, help="frames per VAE decode call"
+    )
+    protocol.add_argument("--overwrite", action="store_true", help="remake videos that already exist")
+    evaluate.set_defaults(run=_run_evaluate)  # fmt: skip
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import (
+        EvaluationSettings,
+        ProtocolSettings,
+        evaluate,
+        format_table,
+        generate_test_videos,
+        write_report,
+    )
+
+    protocol = args.model is not None or args.test_videos is not None
+    if protocol:
+        if args.model is None or args.test_videos is None:
+            raise ValueError("The test protocol needs both --model and --test-videos.")
+        if args.real is not None:
+            raise ValueError("With --test-videos, the test videos are the real videos: leave out --real.")
+        real = args.test_videos
+        generated = args.generated or args.json.with_name(f"{args.json.stem}-generated")
+        summary = generate_test_videos(
+            args.model,
+            args.test_videos,
+            generated,
+            ProtocolSettings(
+                sampler=args.sampler, steps=args.steps, seed=args.seed, fit=args.fit, frames=args.video_frames,
+                decode_chunk_size=args.decode_chunk_size, output_format=args.generated_format, overwrite=args.overwrite,
+            ),
+            device=args.device, dtype=args.dtype, attention=args.attention,
+        )  # fmt: skip
+        if summary is None:  # not the main process: the main one computes the metrics
+            return 0
+        print(
+            f"Generated {summary['made']} video(s) into {generated} ({summary['already_made']} already there, "
+            f"{len(summary['failed'])} failed) on {summary['processes']} process(es)."
+        )
+        for name, error in summary["failed"].items():
+            print(f"  {name}: {error}", file=sys.stderr)
+    else:
+        if args.real is None or args.generated is None:
+            raise ValueError(
+                "Give --real DIR and --generated DIR (or --model and --test-videos for the whole protocol)."
+            )
+        real, generated, summary = args.real, args.generated, None
+
+    settings = EvaluationSettings(
+        frames=args.frames, max_clips=args.max_clips, clip_seed=args.clip_seed, batch_size=args.batch_size,
+        num_workers=args.workers, fit=args.fit, device=args.device,
+        cache_dir=str(args.cache_dir) if args.cache_dir else None, cache_real_statistics=not args.no_statistics_cache,
+    )  # fmt: skip
+    report = evaluate(real, generated, args.metrics, args.i3d, args.c3d, settings)
+    if summary is not None:
+        report["generation"] = summary
+    write_report(report, args.json)
+    print(format_table(report))
+    print(f"Written: {args.json}")
+    return 1 if summary is not None and summary["failed"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
