@@ -17,7 +17,7 @@ from PIL import Image, PngImagePlugin
 from fashionflow import video
 from fashionflow.cli import main
 from fashionflow.image import MAX_PIXELS, ImageInputError, load_image
-from fashionflow.video import VideoWriteError, export_video, probe_video
+from fashionflow.video import VideoWriteError, export_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
