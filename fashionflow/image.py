@@ -60,7 +60,7 @@ _LARGE_DECODES = threading.Semaphore(1)
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 # The sentences people see, one per cause.
-NOT_A_PICTURE = "This file is not a picture that can be read. Please use a photo saved as JPEG, PNG or WebP."
+NOT_A_PICTURE = "This file is not a picture we can read. Please use a photo saved as JPEG, PNG or WebP."
 DAMAGED = (
     "This image file is damaged or incomplete: its picture data ends early or is corrupt. "
     "Please save or export the photo again and use the new file."
