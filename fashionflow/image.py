@@ -20,6 +20,7 @@ import io
 import logging
 import math
 import os
+import re
 import struct
 import threading
 import warnings
@@ -45,13 +46,14 @@ READABLE_FORMATS = tuple(f for f in ("JPEG", "MPO", "PNG", "WEBP", "AVIF", "BMP"
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".png", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif")
 # Suffixes of pictures people expect to work but which cannot be read: tried anyway, so that the
 # refusal says what they are and what to do.
-UNSUPPORTED_PHOTO_SUFFIXES = (".heic", ".heif", ".svg", ".pdf", ".psd", ".dng", ".cr2", ".cr3", ".nef", ".arw")
+UNSUPPORTED_PHOTO_SUFFIXES = (".heic", ".heif", ".svg", ".pdf", ".eps", ".psd", ".dng", ".cr2", ".cr3", ".nef", ".arw")
 
 # Pillow refuses images over twice its own limit (2 x 89 MP) as decompression bombs while it opens
 # them, before the size can be checked here; MAX_PIXELS, checked from the header, takes its place.
 if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # answered by `_check_pixels`
+warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", category=UserWarning)  # see `_orientation`
 
 # One full-size decode of a large non-JPEG photo at a time per process: concurrent uploads of
 # large PNGs would otherwise each hold their decoded pixels at once.
@@ -174,8 +176,11 @@ def _open(source: Path | bytes) -> Image.Image:
         return Image.open(target, formats=READABLE_FORMATS)
     except UnidentifiedImageError:
         raise ImageInputError(*_unreadable(source)) from None
-    except Image.DecompressionBombError:
-        raise ImageInputError(_too_many_pixels_message(None), "too-many-pixels") from None
+    except Image.DecompressionBombError as error:  # over twice MAX_PIXELS: Pillow refuses it while opening
+        claimed = re.search(r"\((\d+) pixels\)", str(error))
+        raise ImageInputError(
+            _too_many_pixels_message(int(claimed[1]) if claimed else None), "too-many-pixels"
+        ) from None
     except ValueError as error:
         if "MAX_TEXT" in str(error):
             raise _MetadataRefused from None
@@ -194,15 +199,15 @@ def _unreadable(source: Path | bytes) -> tuple[str, str]:
     what = _sniff_unsupported(head)
     if what is None:
         try:  # a picture format Pillow knows but that is not read here (EPS, PSD, ICO, ...)
-            with Image.open(io.BytesIO(head) if isinstance(source, bytes) else source) as other:
-                what = f"a {other.format} picture"
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as other:
+                what = f"an image in {other.format} format"
         except Exception:
             return NOT_A_PICTURE, "not-a-picture"
     if what.startswith(("a video", "a PDF", "a web page")):
         return f"This file is {what}, not a photo. Please use a photo saved as JPEG, PNG or WebP.", "not-a-picture"
     return (
-        f"This file is {what}, a format that cannot be read here. Please save or export the photo as JPEG, "
-        "PNG or WebP and use that file.",
+        f"This file is {what}, which cannot be read here. Please save or export the photo as JPEG, PNG or WebP "
+        "and use that file.",
         "unsupported-format",
     )
 
@@ -237,8 +242,11 @@ def _check_pixels(size: tuple[int, int]) -> None:
         )
 
 
-def _too_many_pixels_message(size: tuple[int, int] | None) -> str:
-    what = f"{size[0]} x {size[1]} pixels, {size[0] * size[1] / 1e6:.0f} megapixels" if size else "too many pixels"
+def _too_many_pixels_message(size: tuple[int, int] | int | None) -> str:
+    if isinstance(size, tuple):
+        what = f"{size[0]} x {size[1]} pixels, {size[0] * size[1] / 1e6:.0f} megapixels"
+    else:
+        what = f"{size / 1e6:.0f} megapixels" if size else f"over {2 * MAX_PIXELS // 1_000_000} megapixels"
     return (
         f"This photo has too many pixels ({what}); the limit is {MAX_PIXELS // 1_000_000} megapixels. "
         "Please resize it before using it; the video is made at 640 x 512 anyway."

@@ -44,11 +44,12 @@ def full_disk(monkeypatch):
 # videos ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
-def test_full_disk_leaves_nothing_and_says_so(tmp_path, full_disk, suffix):
-    # Before: ffmpeg's failure went unchecked and a 0-byte MP4 was reported as written.
+@pytest.mark.parametrize("suffix, count, size", [(".mp4", 4, 64), (".gif", 4, 64), (".mp4", 70, 256)])
+def test_full_disk_leaves_nothing_and_says_so(tmp_path, full_disk, suffix, count, size):
+    # Before: ffmpeg's failure went unchecked and a 0-byte MP4 was reported as written; with more
+    # frames (ffmpeg gone while frames are still being sent) a traceback instead.
     with pytest.raises(VideoWriteError, match="the disk is full") as failed:
-        export_video(frames(), tmp_path / f"v{suffix}")
+        export_video(frames(count, (size, size)), tmp_path / f"v{suffix}")
     assert failed.value.reason == "disk-full"
     assert list(tmp_path.iterdir()) == []
 
