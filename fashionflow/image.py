@@ -16,6 +16,7 @@ larger than `LARGE_DECODE_BYTES` take turns, so several large uploads at once do
 
 from __future__ import annotations
 
+import ctypes
 import io
 import logging
 import math
@@ -96,7 +97,7 @@ def load_image(source: ImageInput, working_side: int | None = WORKING_SIDE) -> I
         if isinstance(source, np.ndarray):
             return _normalise(_from_array(source), working_side)
         if isinstance(source, Image.Image):
-            return _normalise(source, working_side)
+            return _normalise(source, working_side, owned=False)
         return _read(source, working_side)
     except MemoryError:
         raise ImageInputError(OUT_OF_MEMORY, "out-of-memory") from None
@@ -253,12 +254,11 @@ def _too_many_pixels_message(size: tuple[int, int] | int | None) -> str:
     )
 
 
-def _normalise(image: Image.Image, working_side: int | None) -> Image.Image:
+def _normalise(image: Image.Image, working_side: int | None, owned: bool = True) -> Image.Image:
     """Header checks, then decode (reduced), orientation and colour."""
     _check_pixels(image.size)
-    orientation = _orientation(image)
     try:
-        image = _decode_reduced(image, working_side)
+        image, orientation = _decode_reduced(image, working_side, owned)
     except ValueError as error:
         if "MAX_TEXT" in str(error):  # PNG text chunks after the pixels
             raise _MetadataRefused from None
@@ -269,8 +269,11 @@ def _normalise(image: Image.Image, working_side: int | None) -> Image.Image:
     return _to_rgb(image)
 
 
-def _decode_reduced(image: Image.Image, working_side: int | None) -> Image.Image:
-    """Decode, reduced by the largest whole factor that keeps the short side >= working_side."""
+def _decode_reduced(image: Image.Image, working_side: int | None, owned: bool = False) -> tuple[Image.Image, int]:
+    """Decode, reduced by the largest whole factor that keeps the short side >= working_side; and
+    the EXIF orientation (read after decoding: for PNG, Pillow decodes to find it).
+
+    `owned`: the image was opened here (not the caller's), so its full-size pixels may be freed."""
     if working_side and getattr(image, "format", None) in ("JPEG", "MPO"):
         # libjpeg decodes at 1/2, 1/4 or 1/8 scale directly, never larger than asked for.
         image.draft(None, (working_side, working_side))
@@ -278,9 +281,30 @@ def _decode_reduced(image: Image.Image, working_side: int | None) -> Image.Image
     large = image.width * image.height * _bytes_per_pixel(image.mode) > LARGE_DECODE_BYTES
     with _LARGE_DECODES if large else _no_lock():
         image.load()
+        orientation = _orientation(image)
         if factor < 2:
-            return image
-        return _reduce_in_strips(image, factor)
+            return image, orientation
+        reduced = _reduce_in_strips(image, factor)
+        if large and owned:  # free the full-size pixels now, and give the memory back before the next turn
+            image.close()
+            _return_freed_memory()
+        return reduced, orientation
+
+
+def _return_freed_memory() -> None:
+    """glibc keeps freed memory in per-thread arenas: without this, each thread that once decoded a
+    large photo would keep its size resident. No-op where malloc_trim does not exist."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 class _no_lock:
