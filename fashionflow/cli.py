@@ -170,8 +170,11 @@ def _run_generate(args: argparse.Namespace) -> int:
     if not several and not output_is_video and (args.output.suffix or args.output.is_file()):
         raise ValueError(f"The output must end in .mp4 or .gif, or be a folder; got {args.output}.")
     _check_model_name(args.model)
+    from .schedulers import default_steps
+
     settings = {
-        "model": args.model, "sampler": args.sampler, "steps": args.steps, "frames": args.frames, "fit": args.fit,
+        "model": args.model, "sampler": args.sampler, "steps": args.steps or default_steps(args.sampler),
+        "frames": args.frames, "fit": args.fit,
         "fps": args.fps, "loop": args.loop, "decode_chunk_size": args.decode_chunk_size,
     }  # fmt: skip
 
