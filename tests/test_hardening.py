@@ -243,3 +243,10 @@ def test_help_imports_neither_torch_nor_diffusers():
         [sys.executable, "-c", "import json; " + script], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert "--frames" in done.stdout and done.stdout.strip().splitlines()[-1] == json.dumps([])
+
+
+def test_the_app_without_a_model_at_its_path_gives_the_same_advice():
+    from fashionflow import service
+
+    state = service.load_model("/no/such/path")
+    assert not state.ready and "download --output /no/such/path" in state.status_markdown()
