@@ -1,6 +1,7 @@
 """The failures of issue 10, each reproduced: full disks, unchecked videos, file modes, large and
 16-bit photos, refused metadata, and the messages of convert, download and --model."""
 
+import errno
 import io
 import json
 import os
@@ -250,3 +251,17 @@ def test_the_app_without_a_model_at_its_path_gives_the_same_advice():
 
     state = service.load_model("/no/such/path")
     assert not state.ready and "download --output /no/such/path" in state.status_markdown()
+
+
+@pytest.mark.parametrize(
+    "number, reason, words",
+    [
+        (errno.EACCES, "permission", "permission denied. Choose a folder you may write to."),
+        (errno.EROFS, "read-only", "it is on a read-only disk."),
+        (errno.EDQUOT, "disk-full", "the disk is full."),
+    ],
+)
+def test_other_write_failures_in_words(number, reason, words):
+    """(As root here, a folder cannot be made unwritable: ffmpeg's and the OS's words are mapped directly.)"""
+    message, got = video._explain_ffmpeg_failure(1, f"[out @ 0x1] x.mp4: {os.strerror(number)}\n", Path("out/x.mp4"))
+    assert got == reason and message.startswith("The video could not be written to out: ") and words in message
