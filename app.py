@@ -127,11 +127,14 @@ class FashionFlowApp:
     # the photo ---------------------------------------------------------------------------------------------------
 
     def preview(self, photo: Any, fit: str) -> PIL.Image.Image | None:
-        """The /preview API: the photo framed as the model will see it; bad input is an error."""
+        """The /preview API: the photo framed as the model will see it; bad input is an error.
+
+        A plain (not async) function, as the page's handlers below: Gradio runs it in its thread
+        pool, off the event loop, so a large photo never holds up other requests."""
         try:
             return service.preview_photo(self.model, photo, fit)
-        except service.ServiceError as error:
-            raise _gr_error(error) from None
+        except Exception as error:
+            raise _gr_error(service.as_service_error(error, "reading the photo")) from None
 
     def photo_changed(self, photo: Any, fit: str) -> tuple:
         """The page's upload and framing changes: the preview and a note, or the problem beside the
@@ -141,8 +144,8 @@ class FashionFlowApp:
         try:
             image = service.read_photo(photo)
             preview = service.preview_photo(self.model, image, fit)
-        except service.ServiceError as error:
-            return None, None, _message_html(str(error))
+        except Exception as error:
+            return None, None, _message_html(str(service.as_service_error(error, "reading the photo")))
         note = service.crop_note(image.size, self.model.frame_size, fit)
         return gr.skip(), preview, _note_html(note) if note else ""
 
@@ -219,8 +222,16 @@ class FashionFlowApp:
         return gr.skip(), gr.skip()
 
     def _checked(self, photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk):
+        """The request as `generate` will take it, or the `ServiceError` it will give."""
+        settings = self._settings(fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk)
+        try:
+            return settings, service.read_photo(photo)
+        except Exception as error:
+            raise service.as_service_error(error, "reading the photo") from None
+
+    def _settings(self, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk):
         self.model.require()
-        settings = service.validate_settings(
+        return service.validate_settings(
             fit=fit,
             seed=seed,
             randomize_seed=randomize_seed,
@@ -231,7 +242,6 @@ class FashionFlowApp:
             loop=loop,
             decode_chunk_size=chunk,
         )
-        return settings, service.read_photo(photo)
 
     async def generate(
         self,
@@ -251,13 +261,15 @@ class FashionFlowApp:
         """Make a video from `photo`: returns the video, MP4 and GIF downloads, the seed used and a summary."""
         session = getattr(request, "session_hash", None)
         try:
-            settings, image = self._checked(
-                photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, decode_chunk_size
+            settings = self._settings(
+                fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, decode_chunk_size
             )
-        except service.ServiceError as error:
-            raise _gr_error(error) from None
+            # Off the event loop: reading a large photo takes a while, and other requests go on meanwhile.
+            image = await asyncio.to_thread(service.read_photo, photo)
+            job_dir = self.store.new_job()
+        except Exception as error:
+            raise _gr_error(service.as_service_error(error, "reading the photo")) from None
 
-        job_dir = self.store.new_job()
         token = self.jobs.start(session, flag_file=job_dir / "cancelled")
         estimate = self.speeds.estimate(settings)
         try:
@@ -399,16 +411,8 @@ class FashionFlowApp:
             )
         except service.GenerationCancelled:
             return None
-        except service.ServiceError as error:
-            raise _gr_error(error) from None
-        except Exception as error:
-            logger.exception("Generation failed")
-            raise gr.Error(
-                f"Making the video failed ({type(error).__name__}). Please try again; "
-                "if it happens again, the app's log has the details.",
-                title="Something went wrong",
-                print_exception=False,
-            ) from None
+        except Exception as error:  # disk full, out of memory, anything: a titled sentence, details in the log
+            raise _gr_error(service.as_service_error(error, "making the video")) from None
 
 
 def _gr_error(error: service.ServiceError, visible: bool = True) -> gr.Error:

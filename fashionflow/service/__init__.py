@@ -17,15 +17,19 @@ One module per concern:
     generate   run_generation, GenerationResult (one generation, start to files)
     setup      ModelSetup (the model, or how far fetching it has got: a Space that sets itself up)
     launch     env_defaults, build_arg_parser (command line and environment variables)
+    boundary   as_service_error (any exception as a titled sentence; unexpected ones logged with a reference)
 
 Nothing here imports Gradio, so all of it is tested directly. `app.py` builds the page and
 translates `ServiceError` into `gr.Error`. The names below are the package's interface:
 `from fashionflow import service; service.validate_settings(...)`.
 """
 
+from .boundary import as_service_error
 from .cancel import CancelToken
 from .errors import (
+    DiskFullError,
     GenerationCancelled,
+    InternalError,
     ModelUnavailableError,
     OutOfMemoryError,
     PhotoError,
@@ -87,6 +91,8 @@ __all__ = [
     "Choice",
     "DeviceQueue",
     "Estimate",
+    "DiskFullError",
+    "InternalError",
     "GenerationCancelled",
     "GenerationResult",
     "GenerationSettings",
@@ -110,6 +116,7 @@ __all__ = [
     "Speeds",
     "Ticket",
     "auto_download_allowed",
+    "as_service_error",
     "build_arg_parser",
     "calibrate",
     "crop_note",

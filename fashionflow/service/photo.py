@@ -11,7 +11,7 @@ from typing import Any
 import PIL.Image
 
 from ..image import FIT_MODES, PHOTO_SUFFIXES, ImageInputError, frame_image, load_image
-from .errors import PhotoError
+from .errors import OutOfMemoryError, PhotoError
 from .model import ModelState
 from .settings import choice
 
@@ -32,6 +32,8 @@ def read_photo(photo: Any) -> PIL.Image.Image:
     try:
         return load_image(photo)
     except ImageInputError as error:
+        if error.reason == "out-of-memory":
+            raise OutOfMemoryError(str(error)) from None
         raise PhotoError(str(error)) from None
 
 
