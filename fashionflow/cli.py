@@ -362,15 +362,11 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate_parser(commands) -> None:
+    from .defaults import ATTENTION_BACKENDS, DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_SAMPLER, DTYPE_NAMES, SAMPLER_NAMES
     from .evaluation.detectors import C3D, I3D
-    from .evaluation.protocol import GENERATED_FORMATS
-    from .evaluation.registry import DEFAULT_CLIP_FRAMES, MAX_CLIPS, METRICS
+    from .evaluation.registry import DEFAULT_CLIP_FRAMES, GENERATED_FORMATS, MAX_CLIPS, METRICS
     from .hub import DEFAULT_CACHE
     from .image import DEFAULT_FIT, FIT_MODES
-    from .loading import DTYPES
-    from .models import ATTENTION_BACKENDS
-    from .pipeline import DEFAULT_DECODE_CHUNK_SIZE
-    from .schedulers import DEFAULT_SAMPLER, SAMPLERS
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -434,7 +430,7 @@ def _add_evaluate_parser(commands) -> None:
         "--test-videos", type=Path, metavar="DIR", help="folder of test videos: each one's first frame is a still"
     )
     protocol.add_argument(
-        "--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLERS), help=f"default: {DEFAULT_SAMPLER}"
+        "--sampler", default=DEFAULT_SAMPLER, choices=SAMPLER_NAMES, help=f"default: {DEFAULT_SAMPLER}"
     )
     protocol.add_argument("--steps", type=int, help="denoising steps (default: the sampler's)")
     protocol.add_argument(
@@ -449,7 +445,7 @@ def _add_evaluate_parser(commands) -> None:
         choices=GENERATED_FORMATS,
         help="frames: PNG folders, lossless (default); mp4: H.264",
     )
-    protocol.add_argument("--dtype", choices=list(DTYPES), help="default: bfloat16/float16 on CUDA, float32 elsewhere")
+    protocol.add_argument("--dtype", choices=DTYPE_NAMES, help="default: bfloat16/float16 on CUDA, float32 elsewhere")
     protocol.add_argument(
         "--attention", default="auto", choices=ATTENTION_BACKENDS, help="attention kernel (default: auto)"
     )

@@ -19,11 +19,13 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import torch
-
 from ..hub import DEFAULT_CACHE, DownloadError, download_file, sha256_of
+
+if TYPE_CHECKING:  # torch is imported where a detector is loaded: `--help` stays fast
+    import torch
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,8 @@ _loaded: dict[tuple[str, str], torch.jit.ScriptModule] = {}
 
 def load_detector(file: DetectorFile, device: str | torch.device = "cpu") -> torch.jit.ScriptModule:
     """The TorchScript module, in eval mode on `device`; loaded once per process."""
+    import torch
+
     key = (str(file.path), str(device))
     if key not in _loaded:
         try:

@@ -28,9 +28,8 @@ from ..image import DEFAULT_FIT, ImageInputError
 from ..pipeline import DEFAULT_DECODE_CHUNK_SIZE
 from ..schedulers import DEFAULT_SAMPLER, default_steps
 from ..video import DEFAULT_FPS, export_video
+from .registry import GENERATED_FORMATS
 from .videos import VideoReadError, find_videos
-
-GENERATED_FORMATS = ("frames", "mp4")  # frames: a folder of PNGs (lossless, StyleGAN-V's layout)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ DEFAULT_CLIP_FRAMES = 16
 ISV_FRAMES = 16  # C3D takes 16-frame clips
 ISV_SPLITS = 10
 ISV_SHUFFLE_SEED = 42
+GENERATED_FORMATS = ("frames", "mp4")  # frames: a folder of PNGs (lossless, StyleGAN-V's layout)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class FeatureStatistics:
             raise ValueError("This FeatureStatistics was made with keep_all=False.")
         return np.concatenate(self._rows) if self._rows else np.zeros([0, self.num_features or 0], np.float32)
 
-    # the real side's statistics are cached between runs (see evaluate.real_statistics_path) --------------------
+    # the real side's statistics are cached between runs (see evaluator.real_statistics_path) --------------------
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the running sums to an .npz, atomically (no pickles)."""
