@@ -19,10 +19,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 DEFAULT_OUTPUT = Path("weights/fashionflow-official")
 DEFAULT_CACHE = Path(os.environ.get("FASHIONFLOW_CACHE", Path.home() / ".cache" / "fashionflow"))
@@ -64,6 +63,12 @@ CHECKPOINT_URL = (
 )
 
 
+# Progress of the download for a display other than the terminal (the web app's "Preparing the
+# model"): called with what is being done, bytes done and bytes in all (None while unknown or
+# for steps that are not downloads, such as converting the checkpoint).
+DownloadProgress = Callable[[str, int, "int | None"], None]
+
+
 class DownloadError(RuntimeError):
     """A download failed; the message says what is missing and how to get it."""
 
@@ -82,11 +87,16 @@ class FetchedSource:
 
 
 def fetch_hub_source(
-    source: HubSource, local: str | os.PathLike | None = None, cache_dir=None, endpoint: str | None = None
+    source: HubSource,
+    local: str | os.PathLike | None = None,
+    cache_dir=None,
+    endpoint: str | None = None,
+    progress: DownloadProgress | None = None,
 ) -> tuple[Path, str | None]:
     """The folder holding `source`'s files (inside `local` when given, else fetched), and its commit.
 
-    `endpoint` is a Hub mirror (default: HF_ENDPOINT, else huggingface.co).
+    `endpoint` is a Hub mirror (default: HF_ENDPOINT, else huggingface.co). `progress` hears of
+    every file fetched (bytes done and in all), besides the terminal's progress bars.
     """
     if local is not None:
         folder = Path(local) / source.subfolder
@@ -99,9 +109,9 @@ def fetch_hub_source(
         return folder, None
 
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import RemoteEntryNotFoundError
 
-    def fetch(filename: str) -> Path:
+    def fetch(filename: str, local_only: bool) -> Path:
         return Path(
             hf_hub_download(
                 source.repo_id,
@@ -110,38 +120,124 @@ def fetch_hub_source(
                 revision=source.revision,
                 cache_dir=cache_dir,
                 endpoint=endpoint,
+                local_files_only=local_only,
+                tqdm_class=_reporting_tqdm(
+                    progress, f"{source.repo_id}/{source.subfolder + '/' if source.subfolder else ''}{filename}"
+                ),
             )
         )
 
-    where = f"{source.repo_id}{'/' + source.subfolder if source.subfolder else ''} at revision {source.revision}"
-    try:
-        paths = [fetch(f) for f in source.files]
+    def fetch_all(local_only: bool) -> list[Path]:
+        paths = [fetch(f, local_only) for f in source.files]
         for weights in source.weights:
             try:
-                paths.append(fetch(weights))
-                break
-            except EntryNotFoundError:
+                return [*paths, fetch(weights, local_only)]
+            except RemoteEntryNotFoundError:  # not in this repository: try the next weights file
                 continue
-        else:
-            raise DownloadError(f"{where} has none of the weight files {', '.join(source.weights)}.")
+        raise DownloadError(f"{where} has none of the weight files {', '.join(source.weights)}.")
+
+    where = f"{source.repo_id}{'/' + source.subfolder if source.subfolder else ''} at revision {source.revision}"
+    # One quick look before fetching: an unreachable Hub is said at once, instead of after
+    # half a minute of the Hub client's retries. Files fetched earlier are still used from the cache.
+    unreachable = None if _hub_offline() else _unreachable(endpoint or _hub_endpoint())
+    try:
+        paths = fetch_all(local_only=_hub_offline() or unreachable is not None)
     except DownloadError:
         raise
     except Exception as error:
+        why = unreachable or explain_hub_failure(error)
         raise DownloadError(
-            f"Could not fetch {where} from the Hugging Face Hub ({type(error).__name__}: {str(error)[:300]}).\n"
-            "Check the internet connection (and HF_ENDPOINT / HF_TOKEN if you use them), then run the command again: "
-            "finished files are kept and not fetched twice. On a machine without access to the Hub, copy the "
-            f"repository there and pass its folder (--vae-from / --clip-from)."
+            f"Could not fetch {where} from the Hugging Face Hub: {why}\n"
+            "Run the command again once the Hub can be reached (finished files are kept and not fetched twice). "
+            "On a machine without access to the Hub, copy the repositories and the checkpoint there and pass "
+            "them with --vae-from, --clip-from and --checkpoint."
         ) from None
     folder = paths[0].parent
     snapshot = folder.parent if source.subfolder else folder  # <cache>/snapshots/<commit>[/subfolder]
     return folder, snapshot.name
 
 
+def _hub_offline() -> bool:
+    import huggingface_hub.constants
+
+    return bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+
+
+def _hub_endpoint() -> str:
+    import huggingface_hub.constants
+
+    return huggingface_hub.constants.ENDPOINT
+
+
+def _unreachable(endpoint: str, timeout: float = 10) -> str | None:
+    """None when `endpoint` answers at all (any HTTP status); else why not, in words."""
+    request = urllib.request.Request(endpoint, method="HEAD", headers={"User-Agent": "fashionflow-downloader"})
+    try:
+        urllib.request.urlopen(request, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        return f"{endpoint} cannot be reached ({_plain_reason(reason)}). Check the internet connection (and HF_ENDPOINT or proxy settings if you use them)."
+    return None
+
+
+def _plain_reason(reason) -> str:
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        return "no answer within the time limit"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if (
+        "Name or service not known" in str(reason)
+        or "nodename nor servname" in str(reason)
+        or "getaddrinfo" in str(reason)
+    ):
+        return "its name could not be resolved"
+    text = getattr(reason, "strerror", None) or str(reason)
+    return text.strip().rstrip(".") or type(reason).__name__
+
+
+def explain_hub_failure(error: BaseException) -> str:
+    """A Hub client failure as one plain sentence, naming the setting to change when there is one."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    if _hub_offline():
+        return (
+            "HF_HUB_OFFLINE is set, so nothing is fetched from the Hub, and the files are not in the local cache. "
+            "Unset HF_HUB_OFFLINE (or set it to 0) to download them."
+        )
+    if isinstance(error, GatedRepoError):
+        return "the repository needs an access token: accept its terms on the Hub and set HF_TOKEN."
+    if isinstance(error, RepositoryNotFoundError):
+        return "no such repository (check the name; private ones need HF_TOKEN)."
+    if isinstance(error, RevisionNotFoundError):
+        return "the repository has no such revision."
+    return first_sentence(str(error)) or f"{type(error).__name__}."
+
+
+def first_sentence(text: str, limit: int = 300) -> str:
+    """The first sentence (or line) of `text`, never cut mid-word; terminal colour codes removed."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).strip()
+    line = text.splitlines()[0].strip() if text else ""
+    match = re.match(r"(.+?[.!?])(\s|$)", line)
+    sentence = match.group(1) if match else line
+    if len(sentence) > limit:
+        sentence = sentence[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+    return sentence
+
+
 # plain HTTP(S) downloads ------------------------------------------------------------------------------------------
 
 
-def download_file(url: str, destination: Path, expected_sha256: str | None = None, retries: int = 3) -> str:
+def download_file(
+    url: str,
+    destination: Path,
+    expected_sha256: str | None = None,
+    retries: int = 3,
+    progress: DownloadProgress | None = None,
+) -> str:
     """Download `url` to `destination` with a progress bar, resuming a partial file; return its sha256.
 
     The data goes to `destination.part` and is renamed only when complete and checked, so an
@@ -156,16 +252,17 @@ def download_file(url: str, destination: Path, expected_sha256: str | None = Non
     partial = destination.with_name(destination.name + ".part")
     for attempt in range(1, retries + 1):
         try:
-            _fetch_into(url, partial)
+            _fetch_into(url, partial, progress)
             break
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as error:
             if isinstance(error, urllib.error.HTTPError) and error.code in (401, 403, 404, 410):
                 raise DownloadError(f"{url} answered HTTP {error.code}: the file is not available there.") from None
             if attempt == retries:
                 size = partial.stat().st_size if partial.exists() else 0
+                kept = f" {size / 2**20:.0f} MB are kept in {partial}; run the command again to resume." if size else ""
                 raise DownloadError(
-                    f"Could not download {url} ({type(error).__name__}: {error}). {size / 2**20:.0f} MB are kept in "
-                    f"{partial}; run the command again to resume."
+                    f"Could not download {url} ({_plain_reason(getattr(error, 'reason', error))}).{kept} "
+                    "Without access to it, download the file by hand and pass --checkpoint FILE."
                 ) from None
             time.sleep(min(2**attempt, 10))
     digest = sha256_of(partial)
@@ -178,7 +275,9 @@ def download_file(url: str, destination: Path, expected_sha256: str | None = Non
     return digest
 
 
-def _fetch_into(url: str, partial: Path) -> None:
+def _fetch_into(url: str, partial: Path, progress: DownloadProgress | None = None) -> None:
+    from tqdm.auto import tqdm
+
     offset = partial.stat().st_size if partial.exists() else 0
     headers = {"User-Agent": "fashionflow-downloader"}
     if offset:
@@ -195,17 +294,34 @@ def _fetch_into(url: str, partial: Path) -> None:
             offset = 0  # the server ignored the range: start over
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
+        name = partial.name.removesuffix(".part")
+        bar_class = _reporting_tqdm(progress, name) or tqdm
         with (
             open(partial, "ab" if offset else "wb") as out,
-            tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=partial.name.removesuffix(".part")
-            ) as bar,
+            bar_class(total=total, initial=offset, unit="B", unit_scale=True, desc=name) as bar,
         ):
             while chunk := response.read(1 << 20):
                 out.write(chunk)
                 bar.update(len(chunk))
     if total is not None and partial.stat().st_size != total:
         raise ConnectionError(f"connection closed after {partial.stat().st_size} of {total} bytes")
+
+
+def _reporting_tqdm(progress: DownloadProgress | None, what: str) -> type | None:
+    """A tqdm class that also tells `progress` how far the download of `what` is (None: plain tqdm)."""
+    if progress is None:
+        return None
+    from tqdm.auto import tqdm
+
+    class ReportingTqdm(tqdm):
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            # Counted here too: a disabled bar (HF_HUB_DISABLE_PROGRESS_BARS, no terminal) counts nothing.
+            self.reported = getattr(self, "reported", getattr(self, "initial", 0) or 0) + (n or 0)
+            progress(what, int(self.reported), int(self.total) if getattr(self, "total", None) else None)
+            return shown
+
+    return ReportingTqdm
 
 
 def _refuse_web_page(path: Path, url: str) -> None:
@@ -249,6 +365,7 @@ def download_official_pipeline(
     cache_dir: str | os.PathLike = DEFAULT_CACHE,
     hub_endpoint: str | None = None,
     force: bool = False,
+    progress: DownloadProgress | None = None,
 ) -> Path:
     """Fetch everything the published model needs and write a complete pipeline folder.
 
@@ -259,14 +376,17 @@ def download_official_pipeline(
         checkpoint_sha256: the expected checksum of the checkpoint, when known.
         hub_endpoint: a Hugging Face Hub mirror (default: HF_ENDPOINT, else huggingface.co).
         force: replace an existing output folder.
+        progress: hears what is being fetched (bytes done and in all) and when converting and
+            writing start, for a display other than the terminal's progress bars.
     """
     output_dir = Path(output_dir)
     if output_dir.exists() and not force:
         raise DownloadError(f"{output_dir} already exists; pass --force to replace it.")
     cache_dir = Path(cache_dir)
 
-    vae_folder, vae_commit = fetch_hub_source(VAE_SOURCE, vae_from, cache_dir / "hub", hub_endpoint)
-    clip_folder, clip_commit = fetch_hub_source(CLIP_SOURCE, clip_from, cache_dir / "hub", hub_endpoint)
+    say = progress or (lambda what, done, total: None)
+    vae_folder, vae_commit = fetch_hub_source(VAE_SOURCE, vae_from, cache_dir / "hub", hub_endpoint, progress)
+    clip_folder, clip_commit = fetch_hub_source(CLIP_SOURCE, clip_from, cache_dir / "hub", hub_endpoint, progress)
     if checkpoint is not None:
         checkpoint_path = Path(checkpoint)
         if not checkpoint_path.is_file():
@@ -275,7 +395,7 @@ def download_official_pipeline(
         _check_digest(checkpoint_sha, checkpoint_sha256, checkpoint_path)
     else:
         checkpoint_path = cache_dir / CHECKPOINT_FILENAME
-        checkpoint_sha = download_file(checkpoint_url, checkpoint_path, checkpoint_sha256)
+        checkpoint_sha = download_file(checkpoint_url, checkpoint_path, checkpoint_sha256, progress=progress)
         _refuse_web_page(checkpoint_path, checkpoint_url)
 
     sources = [
@@ -287,7 +407,9 @@ def download_official_pipeline(
                       "not stated by the authors", str(checkpoint if checkpoint is not None else checkpoint_url)),
     ]  # fmt: skip
 
+    say("Converting the checkpoint", 0, None)
     pipeline = _assemble(vae_folder, clip_folder, checkpoint_path)
+    say("Writing the model folder", 0, None)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}-"))
     try:

@@ -45,6 +45,16 @@ def format_seconds(seconds: float) -> str:
     return f"about {minutes / 60:.1f} h"
 
 
+@dataclass(frozen=True)
+class StageTimings:
+    """Measured seconds of one generation's stages, for estimating later ones (None: not measured)."""
+
+    setup_seconds: float  # before the first step: preparing and encoding the photo
+    step_seconds: float | None  # one denoising step of the whole video
+    decode_seconds_per_frame: float | None
+    export_seconds: float | None  # writing all the files
+
+
 @dataclass
 class _StageClock:
     entered: float  # when the stage began: the previous report (the pipeline reports finished units)
@@ -121,6 +131,22 @@ class GenerationProgress:
         if clock.first_done > 0:
             return max(0.0, clock.first_time - clock.entered) / clock.first_done
         return None
+
+    def timings(self) -> StageTimings:
+        """What this generation measured so far: per step, per decoded frame, for the files."""
+        step = self.seconds_per_unit("denoise")
+        setup = 0.0
+        clock = self.clocks.get("denoise")
+        if clock is not None and step is not None:
+            # The first report came after the set-up and `first_done` steps.
+            setup = max(0.0, clock.first_time - clock.entered - step * clock.first_done)
+        export = self.seconds_per_unit("export")
+        return StageTimings(
+            setup_seconds=setup,
+            step_seconds=step,
+            decode_seconds_per_frame=self.seconds_per_unit("decode"),
+            export_seconds=export * self.units["export"] if export is not None else None,
+        )
 
     def _seconds_left(self, stage: str) -> float | None:
         step_seconds = self.seconds_per_unit("denoise")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import signal
@@ -42,12 +43,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(workdir: Path, *args: str) -> Iterator[RunningApp]:
-    """Start `python app.py ARGS` on a free 127.0.0.1 port with `workdir` as working directory;
-    wait until it answers; always stop it (and whatever it started) afterwards."""
+def running_app(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[RunningApp]:
+    """Start `python app.py ARGS` on a free 127.0.0.1 port with `workdir` as working directory
+    (and `env` added to a clean environment); wait until it answers; always stop it (and whatever
+    it started) afterwards."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     output_dir = workdir / "outputs"
+    extra_env = env
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FASHIONFLOW_", "GRADIO_")) and k != "SPACE_ID"}
     env.update(
         GRADIO_ANALYTICS_ENABLED="False",
@@ -55,6 +58,7 @@ def running_app(workdir: Path, *args: str) -> Iterator[RunningApp]:
         FASHIONFLOW_OUTPUT_DIR=str(output_dir),
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra_env or {})
     log = workdir / "app.log"
     with open(log, "wb") as log_file:
         process = subprocess.Popen(
@@ -114,3 +118,23 @@ def not_a_photo(folder: Path) -> Path:
     path = folder / "not-a-photo.jpg"
     path.write_text("this is a shopping list, not a photo\n")
     return path
+
+
+# The service's tests share these -----------------------------------------------------------------------------------
+
+EXAMPLE = ROOT / "examples" / "astronaut.png"
+
+
+@functools.cache
+def tiny_model():
+    """The tiny untrained model, loaded once per test process."""
+    from fashionflow import service
+
+    return service.load_model("tiny-random")
+
+
+def fast_settings(**overrides):
+    """Checked settings that generate in a second or two with the tiny model."""
+    from fashionflow import service
+
+    return service.validate_settings(**{**FAST, "decode_chunk_size": 4, **overrides})

@@ -1,11 +1,14 @@
-"""Local stand-ins for the network: an HTTP file server (Range requests, injected faults) and a
-minimal Hugging Face Hub (the resolve endpoint that hf_hub_download uses), both on 127.0.0.1."""
+"""Local stand-ins for the network: an HTTP file server (Range requests, injected faults, a slow
+line) and a minimal Hugging Face Hub (the resolve endpoint that hf_hub_download uses), both on
+127.0.0.1; and tiny copies of the three sources of the published weights, laid out as the real
+ones are."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import threading
+import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +21,7 @@ class StandInServer:
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.cut_after: int | None = None  # close the next GET of a file after this many bytes
         self.ignore_range = False
+        self.bytes_per_second: float | None = None  # send files this slowly (to watch progress)
         self.url = ""
 
     def add_file(self, path: str, content: bytes) -> str:
@@ -64,7 +68,17 @@ def _handler(server: StandInServer):
                 data = content[start:]
                 if server.cut_after is not None:
                     data, server.cut_after = data[: server.cut_after], None  # then drop the connection
+                self._write(data)
+
+        def _write(self, data: bytes) -> None:
+            if not server.bytes_per_second:
                 self.wfile.write(data)
+                return
+            chunk = max(1, int(server.bytes_per_second / 10))
+            for start in range(0, len(data), chunk):
+                self.wfile.write(data[start : start + chunk])
+                self.wfile.flush()
+                time.sleep(0.1)
 
         def _serve_hub(self, repo_id, revision, filename, body):
             if (repo_id, revision) not in server.hub:
@@ -106,3 +120,51 @@ def stand_in_server():
     finally:
         http.shutdown()
         http.server_close()
+
+
+# The published weights' three sources, tiny ----------------------------------------------------------------------
+
+CHECKPOINT_PATH = "/scl/fi/abc/FashionFlow_checkpoint.pth"
+CLIP_COMMIT = "3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268"
+
+
+def write_sources(root: Path) -> Path:
+    """Tiny copies of the Stable Diffusion VAE, CLIP and the authors' checkpoint under `root`."""
+    import torch
+    from diffusers import AutoencoderKL
+    from transformers import CLIPConfig, CLIPModel
+
+    from fashionflow._compat import clip_image_processor_class
+    from fashionflow.convert import rename_adapter_key, rename_unet_key
+    from fashionflow.tiny import TINY_CLIP_CONFIG, TINY_VAE_CONFIG, build_tiny_pipeline
+
+    torch.manual_seed(0)
+    # Stable Diffusion repo: only the pickled .bin, as in older revisions
+    AutoencoderKL(**TINY_VAE_CONFIG).save_pretrained(root / "sd" / "vae", safe_serialization=False)
+    # CLIP repo: a whole CLIPModel (text + vision) and its processor, like openai/clip-vit-base-patch32
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=99,
+                max_position_embeddings=16)  # fmt: skip
+    CLIPModel(CLIPConfig(text_config=text, vision_config=TINY_CLIP_CONFIG, projection_dim=16)).save_pretrained(
+        root / "clip"
+    )
+    clip_image_processor_class()(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        root / "clip"
+    )
+    # the authors' checkpoint: published key names, tiny shapes, with optimizer state
+    tiny = build_tiny_pipeline(seed=1)
+    checkpoint = {
+        "net": {rename_unet_key(k, to_published=True): v for k, v in tiny.unet.state_dict().items()},
+        "adapter": {rename_adapter_key(k, to_published=True): v for k, v in tiny.adapter.state_dict().items()},
+        "opt": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]},
+    }
+    torch.save(checkpoint, root / "FashionFlow_checkpoint.pth")
+    return root
+
+
+def serve_sources(server: StandInServer, root: Path) -> str:
+    """Put `write_sources(root)` on the stand-in Hub and file server; the checkpoint's URL."""
+    from fashionflow.hub import CLIP_SOURCE, VAE_SOURCE
+
+    server.add_repo(VAE_SOURCE.repo_id, root / "sd", commit=VAE_SOURCE.revision, revisions=())
+    server.add_repo(CLIP_SOURCE.repo_id, root / "clip", commit=CLIP_COMMIT)
+    return server.add_file(CHECKPOINT_PATH, (root / "FashionFlow_checkpoint.pth").read_bytes())

@@ -5,63 +5,30 @@ import json
 
 import huggingface_hub.constants
 import pytest
-import torch
-from diffusers import AutoencoderKL
 from PIL import Image
-from stand_ins import stand_in_server
-from transformers import CLIPConfig, CLIPModel
+from stand_ins import CHECKPOINT_PATH, CLIP_COMMIT, serve_sources, stand_in_server, write_sources
 
 from fashionflow import FashionFlowPipeline
-from fashionflow._compat import clip_image_processor_class
 from fashionflow.cli import main as cli_main
-from fashionflow.convert import rename_adapter_key, rename_unet_key
 from fashionflow.hub import (
-    CLIP_SOURCE,
     VAE_SOURCE,
     DownloadError,
     download_file,
     download_official_pipeline,
     fetch_hub_source,
 )
-from fashionflow.tiny import TINY_CLIP_CONFIG, TINY_VAE_CONFIG, build_tiny_pipeline
-
-CHECKPOINT_PATH = "/scl/fi/abc/FashionFlow_checkpoint.pth"
-CLIP_COMMIT = "3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268"
 
 
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory):
     """Tiny copies of the three sources, laid out as the real ones are."""
-    root = tmp_path_factory.mktemp("sources")
-    torch.manual_seed(0)
-    # Stable Diffusion repo: only the pickled .bin, as in older revisions
-    AutoencoderKL(**TINY_VAE_CONFIG).save_pretrained(root / "sd" / "vae", safe_serialization=False)
-    # CLIP repo: a whole CLIPModel (text + vision) and its processor, like openai/clip-vit-base-patch32
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=99,
-                max_position_embeddings=16)  # fmt: skip
-    CLIPModel(CLIPConfig(text_config=text, vision_config=TINY_CLIP_CONFIG, projection_dim=16)).save_pretrained(
-        root / "clip"
-    )
-    clip_image_processor_class()(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        root / "clip"
-    )
-    # the authors' checkpoint: published key names, tiny shapes, with optimizer state
-    tiny = build_tiny_pipeline(seed=1)
-    checkpoint = {
-        "net": {rename_unet_key(k, to_published=True): v for k, v in tiny.unet.state_dict().items()},
-        "adapter": {rename_adapter_key(k, to_published=True): v for k, v in tiny.adapter.state_dict().items()},
-        "opt": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]},
-    }
-    torch.save(checkpoint, root / "FashionFlow_checkpoint.pth")
-    return root
+    return write_sources(tmp_path_factory.mktemp("sources"))
 
 
 @pytest.fixture
 def server(stand_ins):
     with stand_in_server() as server:
-        server.add_repo(VAE_SOURCE.repo_id, stand_ins / "sd", commit=VAE_SOURCE.revision, revisions=())
-        server.add_repo(CLIP_SOURCE.repo_id, stand_ins / "clip", commit=CLIP_COMMIT)
-        server.add_file(CHECKPOINT_PATH, (stand_ins / "FashionFlow_checkpoint.pth").read_bytes())
+        serve_sources(server, stand_ins)
         yield server
 
 

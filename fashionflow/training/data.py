@@ -36,13 +36,11 @@ import torch
 
 from ..image import FIT_MODES, frame_image, image_to_tensor
 from .errors import DataError, OutputFolderError
+from .options import DEFAULT_FRAMES, DEFAULT_PREPARE_FIT, VIDEO_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
 DATA_FORMAT = "fashionflow-latent-clips/1"
-DEFAULT_FRAMES = 70
-DEFAULT_PREPARE_FIT = "pad"  # generation's default: training sees frames fitted the way users' photos will be
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

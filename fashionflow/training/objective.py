@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOSS_REDUCTIONS = ("mean", "sum")
+from .options import LOSS_REDUCTIONS
 
 
 class Denoiser(nn.Module):

@@ -29,13 +29,12 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate.logging import get_logger
 
-from ..loading import DEFAULT_MODEL
 from .checkpoints import (
     list_checkpoints,
     load_ema,
@@ -48,63 +47,10 @@ from .checkpoints import (
 )
 from .dataset import LatentClipDataset, check_data_fits_model, load_index, split_by_video
 from .errors import OutputFolderError, TrainingStopped
-from .objective import LOSS_REDUCTIONS, Denoiser, diffusion_loss
+from .objective import Denoiser, diffusion_loss
+from .options import INIT_CHOICES, LOSS_REDUCTIONS, LR_SCHEDULES, MIXED_PRECISION, TrainConfig
 
 logger = get_logger(__name__)
-
-INIT_CHOICES = ("model", "scratch")
-MIXED_PRECISION = ("no", "bf16", "fp16")
-LR_SCHEDULES = ("constant", "linear", "cosine")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a run; written to RUN/config.json and to TensorBoard's hparams.
-
-    Defaults are the authors' (AdamW lr 1e-4, weight decay 0.01, constant rate, fp32, no EMA,
-    no clipping, batch 2 per process), except the loss reduction: "mean", see `loss_reduction`.
-    """
-
-    data: str
-    output: str
-    model: str = DEFAULT_MODEL
-    init: str = "model"  # "model": fine-tune the model's U-Net and adapter; "scratch": fresh weights of its config
-    max_steps: int | None = None  # optimiser steps; when None, `epochs` decides
-    max_minutes: float | None = None  # stop (saving as at the end) after this much training time, e.g. a job's limit
-    epochs: int = 1
-    batch_size: int = 2  # clips per process and micro-step
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    max_grad_norm: float | None = None  # the authors clip nothing
-    # "mean" over frames: the paper's better-scoring variant, and a loss (and gradient norm) whose size
-    # does not grow with the clip length, so learning rates and clipping carry over between lengths.
-    loss_reduction: str = "mean"
-    mixed_precision: str = "no"
-    gradient_checkpointing: bool = False
-    ema: bool = False
-    ema_decay: float = 0.9999
-    seed: int = 0
-    checkpoint_every: int = 500
-    checkpoints_limit: int | None = 3
-    resume: str | None = None
-    validation_videos: int = 0  # prepared videos held out for the validation loss (and stills)
-    validation_stills: tuple[str, ...] = ()  # photos for validation videos; default: the held-out clips' stills
-    validation_every: int = 500
-    validation_frames: int | None = None  # default: the prepared clips' length
-    validation_sampler: str = "dpm++"
-    validation_steps: int = 25
-    validation_seeds: tuple[int, ...] = (0,)
-    max_validation_stills: int = 4
-    log_every: int = 10
-    num_workers: int = 0
-    cpu: bool = False  # train on the CPU even where a GPU is present
-    report_to: str | None = "tensorboard"
 
 
 @dataclass
@@ -539,8 +485,7 @@ def _validation_stills(config: TrainConfig, validation_set, run_dir: Path | None
     """(name, image) pairs for validation videos: the given photos, else the first held-out clips' stills."""
     from PIL import Image
 
-    from ..cli import PHOTO_SUFFIXES
-    from ..image import MIN_SIDE, load_image
+    from ..image import MIN_SIDE, PHOTO_SUFFIXES, load_image
 
     stills = []
     for given in config.validation_stills:
@@ -659,4 +604,4 @@ or `python app.py --model FOLDER`. The full settings are in the run's `config.js
 """
 
 
-__all__ = ["TrainConfig", "TrainResult", "check_config", "train", "replace"]
+__all__ = ["INIT_CHOICES", "LR_SCHEDULES", "MIXED_PRECISION", "TrainConfig", "TrainResult", "check_config", "train"]

@@ -1,0 +1,144 @@
+"""What the web app does, without the web page: checking requests, running one generation at a
+time, cancelling, cleaning up files, and turning failures into sentences for shop staff.
+
+One module per concern:
+
+    errors     ServiceError and its kinds, worded for the person using the app
+    settings   Limits, GenerationSettings, validate_settings (what a request may ask for)
+    photo      read_photo, preview_photo (the upload, and the frame the model sees)
+    model      ModelState, load_model, resolve_model_name (the pipeline the app serves)
+    cancel     CancelToken (stops one generation, also across ZeroGPU's process boundary)
+    jobs       JobRegistry, Outcome (each browser session's running generations and how the last ended)
+    queue      DeviceQueue (one generation at a time, in order; real places in line and waits)
+    estimate   SpeedBook, calibrate (how long a generation takes here, from measured speeds)
+    outputs    OutputStore (job folders, swept after a while)
+    memory     is_out_of_memory, out_of_memory_message, release_memory
+    zerogpu    gpu_seconds_estimate (the GPU time a ZeroGPU call reserves)
+    generate   run_generation, GenerationResult (one generation, start to files)
+    setup      ModelSetup (the model, or how far fetching it has got: a Space that sets itself up)
+    launch     env_defaults, build_arg_parser (command line and environment variables)
+    boundary   as_service_error (any exception as a titled sentence; unexpected ones logged with a reference)
+
+Nothing here imports Gradio, so all of it is tested directly. `app.py` builds the page and
+translates `ServiceError` into `gr.Error`. The names below are the package's interface:
+`from fashionflow import service; service.validate_settings(...)`.
+"""
+
+from .boundary import as_service_error
+from .cancel import CancelToken
+from .errors import (
+    DiskFullError,
+    GenerationCancelled,
+    InternalError,
+    ModelUnavailableError,
+    OutOfMemoryError,
+    PhotoError,
+    ServiceError,
+    SettingsError,
+)
+from .estimate import LONG_RUN_SECONDS, Estimate, SpeedBook, Speeds, calibrate
+from .generate import UNTRAINED_CAPTION, GenerationResult, ProgressReport, run_generation
+from .jobs import JobRegistry, Outcome
+from .launch import build_arg_parser, env_defaults, parse_bool, parse_positive_int, positive_int_argument
+from .memory import is_out_of_memory, out_of_memory_message, release_memory
+from .model import PUBLISHED_FRAME_SIZE, ModelState, load_model, resolve_model_name
+from .outputs import OutputStore, default_output_dir
+from .photo import crop_note, example_photos, photo_label, preview_photo, read_photo
+from .queue import DeviceQueue, Place, QueueFullError, Ticket
+from .settings import (
+    FIT_CHOICES,
+    LIMITS,
+    SAMPLER_CHOICES,
+    Choice,
+    GenerationSettings,
+    Limits,
+    nearest_even_frames,
+    random_seed,
+    validate_settings,
+)
+from .setup import (
+    ModelSetup,
+    ModelStatus,
+    Preparation,
+    auto_download_allowed,
+    published_weights_requested,
+    weights_home,
+)
+from .zerogpu import (
+    ZEROGPU_DECODE_SECONDS_PER_FRAME,
+    ZEROGPU_EXPORT_SECONDS_PER_FRAME,
+    ZEROGPU_MARGIN,
+    ZEROGPU_MIN_SECONDS,
+    ZEROGPU_OVERHEAD_SECONDS,
+    ZEROGPU_SECONDS_PER_FRAME_STEP,
+    gpu_seconds_estimate,
+)
+
+__all__ = [
+    "FIT_CHOICES",
+    "LIMITS",
+    "LONG_RUN_SECONDS",
+    "PUBLISHED_FRAME_SIZE",
+    "SAMPLER_CHOICES",
+    "UNTRAINED_CAPTION",
+    "ZEROGPU_DECODE_SECONDS_PER_FRAME",
+    "ZEROGPU_EXPORT_SECONDS_PER_FRAME",
+    "ZEROGPU_MARGIN",
+    "ZEROGPU_MIN_SECONDS",
+    "ZEROGPU_OVERHEAD_SECONDS",
+    "ZEROGPU_SECONDS_PER_FRAME_STEP",
+    "CancelToken",
+    "Choice",
+    "DeviceQueue",
+    "Estimate",
+    "DiskFullError",
+    "InternalError",
+    "GenerationCancelled",
+    "GenerationResult",
+    "GenerationSettings",
+    "JobRegistry",
+    "Limits",
+    "ModelSetup",
+    "ModelState",
+    "ModelStatus",
+    "ModelUnavailableError",
+    "OutOfMemoryError",
+    "Outcome",
+    "OutputStore",
+    "PhotoError",
+    "Place",
+    "Preparation",
+    "ProgressReport",
+    "QueueFullError",
+    "ServiceError",
+    "SettingsError",
+    "SpeedBook",
+    "Speeds",
+    "Ticket",
+    "auto_download_allowed",
+    "as_service_error",
+    "build_arg_parser",
+    "calibrate",
+    "crop_note",
+    "default_output_dir",
+    "env_defaults",
+    "example_photos",
+    "gpu_seconds_estimate",
+    "is_out_of_memory",
+    "load_model",
+    "nearest_even_frames",
+    "out_of_memory_message",
+    "parse_bool",
+    "parse_positive_int",
+    "photo_label",
+    "positive_int_argument",
+    "preview_photo",
+    "published_weights_requested",
+    "random_seed",
+    "read_photo",
+    "release_memory",
+    "resolve_model_name",
+    "run_generation",
+    "validate_settings",
+    "weights_home",
+]

@@ -1,0 +1,224 @@
+"""A server that sets itself up: when the published weights are missing and downloading is allowed
+(on Hugging Face Spaces by default), fetch and convert them in the background with the same code
+as `python -m fashionflow download`, while the page says how far it has got.
+
+`ModelSetup` is what the page asks "which model, and how is it going?": a loaded model, one on
+its way (what is being fetched, how far), or why there is none. A failure is kept for the
+operator and retried on the next start: the download code leaves no half-written folder and
+resumes the checkpoint where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..hub import CHECKPOINT_URL, DEFAULT_CACHE, DEFAULT_OUTPUT, download_official_pipeline
+from .model import ModelState
+
+logger = logging.getLogger(__name__)
+
+# Hugging Face Spaces mount a Space's persistent storage here (when the Space has it): weights
+# kept there survive restarts, so they are fetched once.
+SPACES_PERSISTENT_DIR = Path("/data")
+
+# What the download code reports, in the words the page uses.
+_FETCHING = {
+    "CompVis/stable-diffusion-v1-4": "the image decoder (Stable Diffusion VAE)",
+    "openai/clip-vit-base-patch32": "the image encoder (CLIP)",
+    "FashionFlow_checkpoint.pth": "the FashionFlow model (the authors' checkpoint)",
+}
+
+
+def auto_download_allowed(environ: Mapping[str, str]) -> bool:
+    """FASHIONFLOW_AUTO_DOWNLOAD if set, else on exactly when running on Hugging Face Spaces (SPACE_ID)."""
+    from .launch import parse_bool
+
+    value = environ.get("FASHIONFLOW_AUTO_DOWNLOAD", "")
+    if value.strip():
+        return parse_bool(value, "FASHIONFLOW_AUTO_DOWNLOAD")
+    return bool(environ.get("SPACE_ID"))
+
+
+def weights_home(persistent: Path = SPACES_PERSISTENT_DIR, cache: Path = DEFAULT_CACHE) -> Path:
+    """Where fetched weights live: the Space's persistent storage when it has some, else the cache."""
+    if persistent.is_dir() and os.access(persistent, os.W_OK):
+        return persistent / "fashionflow"
+    return Path(cache)
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """How far the set-up has got: what is being done, and bytes done / in all for downloads."""
+
+    step: str
+    done_bytes: int = 0
+    total_bytes: int | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.done_bytes / self.total_bytes) if self.total_bytes else None
+
+    def describe(self) -> str:
+        """ "Fetching the image encoder (CLIP): 43% (260 of 605 MB)"."""
+        if self.fraction is None:
+            return self.step
+        digits = 0 if self.total_bytes >= 100e6 else 1
+        mb_done, mb_total = self.done_bytes / 1e6, self.total_bytes / 1e6
+        return f"{self.step}: {self.fraction:.0%} ({mb_done:,.{digits}f} of {mb_total:,.{digits}f} MB)"
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What the page says about the model. `kind` picks the look: "ready", "untrained" (a warning),
+    "preparing" (progress), "failed" or "missing" (not ready); `details` are for the operator."""
+
+    kind: str
+    headline: str
+    details: str = ""
+    preparation: Preparation | None = None
+
+    @property
+    def can_generate(self) -> bool:
+        return self.kind in ("ready", "untrained")
+
+
+class ModelSetup:
+    """The model the app serves, which may still be on its way."""
+
+    def __init__(self, state: ModelState, on_spaces: bool = False):
+        self._state = state
+        self.on_spaces = on_spaces
+        self._preparation: Preparation | None = None
+        self._failure: str | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._ready_callbacks: list[Callable[[ModelState], None]] = []
+
+    @property
+    def state(self) -> ModelState:
+        with self._lock:
+            return self._state
+
+    @property
+    def preparing(self) -> bool:
+        with self._lock:
+            return self._preparation is not None
+
+    def when_ready(self, callback: Callable[[ModelState], None]) -> None:
+        """Call `callback(state)` once a model is loaded (at once if it is already)."""
+        with self._lock:
+            ready = self._state.ready
+            if not ready:
+                self._ready_callbacks.append(callback)
+        if ready:
+            callback(self.state)
+
+    def prepare_in_background(
+        self,
+        target: str | os.PathLike,
+        load: Callable[[str], ModelState],
+        *,
+        cache_dir: str | os.PathLike = DEFAULT_CACHE,
+        checkpoint_url: str = CHECKPOINT_URL,
+        checkpoint_sha256: str | None = None,
+        hub_endpoint: str | None = None,
+        download: Callable[..., Path] = download_official_pipeline,
+    ) -> threading.Thread:
+        """Fetch and convert the published weights into `target` (unless a previous start did),
+        then `load` them; the page follows along through `status()`."""
+        with self._lock:
+            self._preparation = Preparation("Starting")
+            self._failure = None
+
+        def run() -> None:
+            started = time.monotonic()
+            try:
+                folder = Path(target)
+                if not (folder / "model_index.json").is_file():
+                    download(
+                        folder,
+                        checkpoint_url=checkpoint_url,
+                        checkpoint_sha256=checkpoint_sha256,
+                        cache_dir=cache_dir,
+                        hub_endpoint=hub_endpoint,
+                        force=folder.exists(),  # a folder without model_index.json is not ours to keep
+                        progress=self._report,
+                    )
+                self._set_preparation(Preparation("Loading the model"))
+                state = load(str(folder))
+                if not state.ready:
+                    raise RuntimeError(state.error or f"{folder} could not be loaded.")
+            except Exception as error:  # any failure: the page says so, the operator gets the details
+                logger.exception("Preparing the model failed")
+                with self._lock:
+                    self._preparation = None
+                    self._failure = f"{type(error).__name__}: {error}"
+                return
+            logger.info("Model prepared in %.0f s: %s", time.monotonic() - started, state.description)
+            with self._lock:
+                self._state, self._preparation = state, None
+                callbacks, self._ready_callbacks = self._ready_callbacks, []
+            for callback in callbacks:
+                callback(state)
+
+        self._thread = threading.Thread(target=run, name="fashionflow-model-setup", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def _report(self, what: str, done: int, total: int | None) -> None:
+        label = next((words for key, words in _FETCHING.items() if key in what), None)
+        step = f"Fetching {label}" if label else what
+        self._set_preparation(Preparation(step, done, total))
+
+    def _set_preparation(self, preparation: Preparation) -> None:
+        with self._lock:
+            self._preparation = preparation
+
+    def status(self) -> ModelStatus:
+        with self._lock:
+            state, preparation, failure = self._state, self._preparation, self._failure
+        if state.ready:
+            if state.untrained:
+                return ModelStatus(
+                    "untrained",
+                    "Untrained test model: its videos are noise, not real results.",
+                    f"Model: {state.description}",
+                )
+            return ModelStatus("ready", "Model ready.", f"Model: {state.description}")
+        if preparation is not None:
+            return ModelStatus(
+                "preparing",
+                "Preparing the model. This happens once; Generate turns on when it is ready, "
+                "and this page updates by itself.",
+                preparation=preparation,
+            )
+        if failure is not None:
+            return ModelStatus(
+                "failed",
+                "This demo is not ready. Please try again later.",
+                f"Preparing the model failed: {failure}\n\nIt is tried again on the next start (restart the "
+                "Space or the app); finished downloads are kept. See the app's log for the full error.",
+            )
+        if self.on_spaces:
+            return ModelStatus(
+                "missing",
+                "This demo is not ready. Please try again later.",
+                f"{state.error}\n\nOn Hugging Face Spaces, leave FASHIONFLOW_AUTO_DOWNLOAD unset (or true) so the "
+                "app fetches the published weights itself, or set FASHIONFLOW_MODEL to a model folder or Hub id.",
+            )
+        return ModelStatus(
+            "missing",
+            "No model loaded: the app cannot make videos yet.",
+            f"{state.error}\n\nThen restart the app.",
+        )
+
+
+def published_weights_requested(name: str) -> bool:
+    """Whether `name` asks for the published weights in their default place (what auto-download provides)."""
+    return str(name) == str(DEFAULT_OUTPUT)
