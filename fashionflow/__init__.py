@@ -1,6 +1,7 @@
 """FashionFlow: one still fashion photo in, a short video of the person moving out."""
 
 from . import _compat  # noqa: F401  (log filter for a diffusers quirk)
+from ._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -25,15 +26,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -8,6 +8,8 @@ metrics), `registry` (metric names and protocols), `evaluator` (putting them tog
 `protocol` (generating one video per test video).
 """
 
+from .._lazy import lazy_attributes
+
 # Imported on first use (PEP 562), so that the command line's `--help` does not load torch.
 _LAZY = {
     **dict.fromkeys(
@@ -50,15 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
