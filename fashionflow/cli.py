@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .image import DEFAULT_FIT, FIT_MODES
     from .loading import DEFAULT_MODEL, DTYPES
     from .models import ATTENTION_BACKENDS
-    from .pipeline import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES
+    from .pipeline import DEFAULT_NUM_FRAMES
+    from .runtime import DECODERS
     from .schedulers import DEFAULT_SAMPLER, SAMPLERS
     from .video import DEFAULT_FPS, VIDEO_FORMATS
 
@@ -66,12 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--attention", default="auto", choices=ATTENTION_BACKENDS, help="attention kernel (default: auto)"
     )
     generate.add_argument(
-        "--decode-chunk-size", type=int, default=DEFAULT_DECODE_CHUNK_SIZE, help="frames per VAE decode call"
+        "--decode-chunk-size", type=int, help="frames per decoder call (default: chosen from the device and its memory)"
     )
     generate.add_argument(
         "--cpu-offload", action="store_true", help="keep models on the CPU until used (saves GPU memory)"
     )
     generate.add_argument("--overwrite", action="store_true", help="in a batch, also redo photos that have a video")
+    # speed (issue 11)
+    generate.add_argument(
+        "--decoder",
+        default="full",
+        choices=DECODERS,
+        help="full: the VAE's decoder, for final videos (default); tiny: TAESD, a quick preview decoded ~10x faster",
+    )
+    generate.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the U-Net and decoders (GPU; the first video of each size pays the compilation)",
+    )
     generate.set_defaults(run=_run_generate)
 
     download = commands.add_parser(
@@ -94,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"downloads are kept here (default: {DEFAULT_CACHE})"
     )
     download.add_argument("--force", action="store_true", help="replace an existing output folder")
+    download.add_argument(
+        "--no-tiny-decoder", action="store_true", help="skip the optional tiny decoder for quick previews (TAESD)"
+    )
+    download.add_argument("--tiny-decoder-from", type=Path, help="local copy of madebyollin/taesd instead of the Hub")
     download.set_defaults(run=_run_download)
 
     convert = commands.add_parser(
@@ -126,7 +143,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         print("Nothing to do: every photo already has its video (use --overwrite to redo them).")
         return 0
 
-    pipeline = load_pipeline(args.model, args.device, args.dtype, args.attention, args.cpu_offload)
+    pipeline = load_pipeline(args.model, args.device, args.dtype, args.attention, args.cpu_offload, args.compile)
     pipeline.set_progress_bar_config(disable=True)  # the stage bars below replace it
     print(f"Model: {describe_pipeline(pipeline, args.model)}")
     if args.model == TINY_RANDOM:
@@ -139,7 +156,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         print(f"{photo} -> {output}")
         try:
             with _StageBars() as bars:
-                pipeline(
+                result = pipeline(
                     photo,
                     num_frames=args.frames,
                     sampler=args.sampler,
@@ -151,7 +168,10 @@ def _run_generate(args: argparse.Namespace) -> int:
                     fps=args.fps,
                     loop=args.loop,
                     progress=bars.update,
+                    decoder=args.decoder,
                 )
+            if result.compile_seconds:
+                print(f"  compiled for this video size in {result.compile_seconds:.1f} s (once per size)")
         except ImageInputError as error:
             failures += 1
             print(f"  skipped: {error}", file=sys.stderr)
@@ -215,6 +235,8 @@ def _run_download(args: argparse.Namespace) -> int:
         checkpoint_sha256=args.sha256,
         cache_dir=args.cache_dir,
         force=args.force,
+        tiny_decoder=not args.no_tiny_decoder,
+        tiny_decoder_from=args.tiny_decoder_from,
     )
     print(f"FashionFlow pipeline ready in {folder} (sources and checksums: {folder / 'README.md'}).")
     print(f"Try it: python -m fashionflow generate PHOTO.jpg -o video.mp4 --model {folder}")
