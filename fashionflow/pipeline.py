@@ -245,7 +245,8 @@ class FashionFlowPipeline(DiffusionPipeline):
         flat = (latents / model.config.scaling_factor).permute(0, 2, 1, 3, 4).flatten(0, 1)  # (b f) c h w
         frames = []
         for start in range(0, flat.shape[0], chunk_size):
-            chunk = flat[start : start + chunk_size].to(self._execution_device, model.dtype)
+            # contiguous: a compiled decoder is specialised to one memory layout as well as one shape
+            chunk = flat[start : start + chunk_size].to(self._execution_device, model.dtype).contiguous()
             count = chunk.shape[0]
             if self._compile_settings is not None and count < chunk_size:
                 # a compiled decoder has one shape: fill the last chunk up with copies of its last frame
@@ -340,13 +341,14 @@ class FashionFlowPipeline(DiffusionPipeline):
 
         # 6. Denoise; frame 0 goes back to the clean latent after every step
         unet_dtype = self.unet.dtype
+        context = context.to(unet_dtype).contiguous()  # one layout: a compiled U-Net is specialised to it
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
                 model_input = scheduler.scale_model_input(latents, t).to(unet_dtype)
                 if self._uses_cuda_graphs():
                     torch.compiler.cudagraph_mark_step_begin()
                 # a float32 copy: with CUDA graphs the next step overwrites the U-Net's output buffer
-                noise_pred = self.unet(model_input, t, context.to(unet_dtype)).sample.to(torch.float32, copy=True)
+                noise_pred = self.unet(model_input, t, context).sample.to(torch.float32, copy=True)
                 latents = scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
                 latents[:, :, 0] = first_frame_latents
 
