@@ -70,7 +70,6 @@ def test_chunked_published_level_zero_block_matches():
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
 
 
-
 # defaults that fit the device ------------------------------------------------------------------------------
 
 
