@@ -74,6 +74,13 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def cpu_seconds() -> float:
+    """CPU time this process has used (all threads): divided by the threads, roughly what the wall time
+    would be on an otherwise idle machine; shared cores stretch the wall time, much less this."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime  # children: ffmpeg
+
+
 # recipes (each runs in its own subprocess) ----------------------------------------------------------------------
 
 
@@ -99,10 +106,11 @@ def quick_preview(args) -> dict:
 
     chunk = pipe.decode_chunk_size_for("tiny", PREVIEW_FRAMES)
     with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         pipe(photo(), num_frames=PREVIEW_FRAMES, num_inference_steps=args.preview_steps, decoder="tiny",
              generator=torch.Generator().manual_seed(0), output_path=Path(folder) / "preview.mp4", progress=progress)  # fmt: skip
         total = time.perf_counter() - start
+        cpu_total = cpu_seconds() - cpu_start
     denoise_start = marks["denoise_first"] - (marks["denoise_last"] - marks["denoise_first"]) / max(
         args.preview_steps - 1, 1
     )  # the first report comes after the first step
@@ -114,7 +122,8 @@ def quick_preview(args) -> dict:
     }
     return dict(recipe="quick preview", frames=PREVIEW_FRAMES, steps=args.preview_steps, decoder="tiny",
                 decode_chunk_size=chunk, forward_chunking=True, stages=stages, total_seconds=total,
-                extrapolated=False, peak_mib=peak_rss_mib(), models_mib=loaded)  # fmt: skip
+                cpu_seconds=cpu_total, threads=torch.get_num_threads(), extrapolated=False, peak_mib=peak_rss_mib(),
+                models_mib=loaded)  # fmt: skip
 
 
 def video(args, *, before: bool, decoder: str = "full") -> dict:
@@ -126,46 +135,50 @@ def video(args, *, before: bool, decoder: str = "full") -> dict:
         pipe.unet.disable_forward_chunking()
     loaded = rss_mib()
     generator = torch.Generator().manual_seed(0)
-    stages, measured = {}, {}
+    stages, measured, cpu = {}, {}, {}
     with torch.no_grad():
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         still = pipe.prepare_image(photo(), "stretch")
         context, first = pipe.encode_image([still], generator)
-        stages["encode"] = time.perf_counter() - start
+        stages["encode"], cpu["encode"] = time.perf_counter() - start, cpu_seconds() - cpu_start
 
         scheduler = make_scheduler("dpm++", pipe.scheduler.config)
         scheduler.set_timesteps(VIDEO_STEPS)
         latents = pipe.prepare_latents(first, VIDEO_FRAMES, scheduler.init_noise_sigma, generator)
-        step_seconds = []
+        step_seconds, step_cpu = [], []
         for t in scheduler.timesteps[: args.measure_steps]:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_seconds()
             noise = pipe.unet(latents, t, context).sample
             latents = scheduler.step(noise, t, latents).prev_sample
             latents[:, :, 0] = first
             step_seconds.append(time.perf_counter() - start)
+            step_cpu.append(cpu_seconds() - cpu_start)
         per_step = float(np.median(step_seconds[1:])) if len(step_seconds) > 1 else step_seconds[0]
         stages["denoise"] = step_seconds[0] + per_step * (VIDEO_STEPS - 1)
-        measured["step_seconds"] = step_seconds
+        per_step_cpu = float(np.median(step_cpu[1:])) if len(step_cpu) > 1 else step_cpu[0]
+        cpu["denoise"] = step_cpu[0] + per_step_cpu * (VIDEO_STEPS - 1)
+        measured["step_seconds"], measured["step_cpu_seconds"] = step_seconds, step_cpu
 
         chunk = BEFORE_DECODE_CHUNK if before else pipe.decode_chunk_size_for(decoder, VIDEO_FRAMES)
-        frames = args.baseline_decode_frames if before else max(args.decode_frames, chunk)
+        frames = max(args.baseline_decode_frames if before else args.decode_frames, chunk)
         frames -= frames % chunk
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         decoded = pipe.decode_latents(latents[:, :, :frames], chunk_size=chunk, decoder=decoder)
         per_frame = (time.perf_counter() - start) / frames
         stages["decode"] = per_frame * VIDEO_FRAMES
+        cpu["decode"] = (cpu_seconds() - cpu_start) / frames * VIDEO_FRAMES
         measured.update(decoded_frames=frames, decode_seconds_per_frame=per_frame)
 
     pictures = pipe._postprocess(decoded, "pil")[0]
     pictures = (pictures * (VIDEO_FRAMES // len(pictures) + 1))[:VIDEO_FRAMES]
     with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         export_video(pictures, Path(folder) / "video.mp4")
-        stages["export"] = time.perf_counter() - start
+        stages["export"], cpu["export"] = time.perf_counter() - start, cpu_seconds() - cpu_start
     name = "70 frames, before" if before else f"70 frames, after{', tiny decoder' if decoder == 'tiny' else ''}"
     return dict(recipe=name, frames=VIDEO_FRAMES, steps=VIDEO_STEPS, decoder=decoder, decode_chunk_size=chunk,
                 forward_chunking=not before, stages=stages, total_seconds=sum(stages.values()), extrapolated=True,
-                measured=measured, peak_mib=peak_rss_mib(), models_mib=loaded)  # fmt: skip
+                cpu_seconds=sum(cpu.values()), cpu_stages=cpu, threads=torch.get_num_threads(), measured=measured, peak_mib=peak_rss_mib(), models_mib=loaded)  # fmt: skip
 
 
 def decoder_speed(args, decoder: str, chunk: int) -> dict:
@@ -176,11 +189,12 @@ def decoder_speed(args, decoder: str, chunk: int) -> dict:
     with torch.no_grad():
         pipe.decode_latents(latents[:, :, :1], chunk_size=1, decoder=decoder)  # first call sets up kernels
         base = rss_mib()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         pipe.decode_latents(latents, chunk_size=chunk, decoder=decoder)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
     return dict(decoder=decoder, decode_chunk_size=chunk, frames=args.decoder_frames,
-                seconds_per_frame=seconds / args.decoder_frames, peak_above_models_mib=peak_rss_mib() - base)  # fmt: skip
+                seconds_per_frame=seconds / args.decoder_frames, cpu_seconds_per_frame=cpu / args.decoder_frames,
+                threads=torch.get_num_threads(), peak_above_models_mib=peak_rss_mib() - base)  # fmt: skip
 
 
 # driver -----------------------------------------------------------------------------------------------------------------
@@ -213,22 +227,29 @@ def run_case(case: str, args) -> dict:
     return decoder_speed(args, decoder, int(chunk))
 
 
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
 def print_tables(recipes: list[dict], decoders: list[dict]) -> None:
     print(f"\n{'recipe':<30}{'frames':>7}{'steps':>6}{'decoder':>8}{'chunk':>6}{'encode':>8}{'denoise':>9}"
-          f"{'decode':>8}{'export':>8}{'total':>10}{'peak GB':>9}{'load':>6}")  # fmt: skip
+          f"{'decode':>8}{'export':>8}{'total':>10}{'CPU/threads':>12}{'peak GB':>9}{'load':>6}")  # fmt: skip
     for r in recipes:
         s, mark = r["stages"], "*" if r["extrapolated"] else " "
-        total = r["total_seconds"]
-        shown = f"{total / 60:.1f} min" if total >= 120 else f"{total:.0f} s"
+        idle = r["cpu_seconds"] / r["threads"] if "cpu_seconds" in r else None
         print(f"{r['recipe']:<30}{r['frames']:>7}{r['steps']:>6}{r['decoder']:>8}{r['decode_chunk_size']:>6}"
               f"{s['encode']:>7.1f}s{s['denoise']:>8.0f}s{mark}{s['decode']:>6.0f}s{mark}{s['export']:>7.1f}s"
-              f"{shown:>9}{mark}{r['peak_mib'] / 1024:>9.1f}{r['loadavg_before'][0]:>6.1f}")  # fmt: skip
-    print("* extrapolated from the measured steps and frames (JSON: measured); load = 1-min load average before")
-    print(f"\n{'decoder':<10}{'chunk':>6}{'s / frame':>11}{'peak MiB above models':>24}")
+              f"{_minutes(r['total_seconds']):>9}{mark}{_minutes(idle):>12}{r['peak_mib'] / 1024:>9.1f}"
+              f"{r['loadavg_before'][0]:>6.1f}")  # fmt: skip
+    print("* extrapolated from the measured steps and frames (JSON: measured). CPU/threads: CPU time used divided by")
+    print("  the threads, about the wall time on an idle machine. load: 1-minute load average before the recipe.")
+    print(f"\n{'decoder':<10}{'chunk':>6}{'s / frame':>11}{'CPU/threads':>13}{'peak MiB above models':>24}{'load':>6}")
     for d in decoders:
-        print(
-            f"{d['decoder']:<10}{d['decode_chunk_size']:>6}{d['seconds_per_frame']:>11.2f}{d['peak_above_models_mib']:>24.0f}"
-        )
+        idle = d["cpu_seconds_per_frame"] / d["threads"] if "cpu_seconds_per_frame" in d else float("nan")
+        print(f"{d['decoder']:<10}{d['decode_chunk_size']:>6}{d['seconds_per_frame']:>11.2f}{idle:>13.2f}"
+              f"{d['peak_above_models_mib']:>24.0f}{d['loadavg_before'][0]:>6.1f}")  # fmt: skip
 
 
 def main() -> None:
@@ -242,11 +263,16 @@ def main() -> None:
         "--skip", nargs="*", default=[], help="recipes to leave out: preview before after after-tiny decoders"
     )
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/cpu_preview.json"))
+    parser.add_argument("--tables-from", type=Path, help="print the tables of a JSON written before, run nothing")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one recipe, print its JSON
     args = parser.parse_args()
 
     if args.case:
         print(json.dumps(run_case(args.case, args)))
+        return
+    if args.tables_from:
+        saved = json.loads(args.tables_from.read_text())
+        print_tables(saved["recipes"], saved["decoders"])
         return
 
     recipes, decoders = [], []

@@ -66,9 +66,10 @@ def shape_key(batch: int, num_frames: int, decoder: str, decode_chunk_size: int)
 
 
 @torch.no_grad()
-def warm_up(pipeline, batch: int, num_frames: int, decoder: str, decode_chunk_size: int) -> float:
+def warm_up(pipeline, batch: int, num_frames: int, decoder: str, decode_chunk_size: int | None) -> float:
     """Run the compiled modules once at a request's shapes (twice for CUDA graphs, which record on
-    the second call); returns the seconds this took, the compilation's cost for these shapes."""
+    the second call); returns the seconds this took, the compilation's cost for these shapes.
+    decode_chunk_size None: nothing is decoded (latent output)."""
     settings: CompileSettings = pipeline._compile_settings
     key = shape_key(batch, num_frames, decoder, decode_chunk_size)
     if key in settings.seconds:
@@ -82,19 +83,23 @@ def warm_up(pipeline, batch: int, num_frames: int, decoder: str, decode_chunk_si
     context = torch.zeros(batch, pipeline.adapter.config.clip_tokens, unet.config.context_dim, device=device,
                           dtype=unet.dtype)  # fmt: skip
     timestep = torch.tensor(999, device=device)
-    model = pipeline._decoder(decoder)
-    latents = torch.zeros(decode_chunk_size, 4, latent_h, latent_w, device=device, dtype=model.dtype)
+    model = pipeline._decoder(decoder) if decode_chunk_size else None
 
+    cuda_graphs = pipeline._uses_cuda_graphs()
     start = time.perf_counter()
-    for _ in range(2 if settings.mode in ("reduce-overhead", "max-autotune") else 1):
+    for _ in range(2 if cuda_graphs else 1):
+        if cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         unet(sample, timestep, context)
-        model.decode(latents)
+        if model is not None:
+            latents = torch.zeros(decode_chunk_size, 4, latent_h, latent_w, device=device, dtype=model.dtype)
+            model.decode(latents)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     settings.seconds[key] = seconds
     logger.info(
-        "Compiled for %d x %d frames, %s decoder %d frames per call, in %.1f s (once per shape).",
+        "Compiled for %d x %d frames, %s decoder %s frames per call, in %.1f s (once per shape).",
         batch, num_frames, decoder, decode_chunk_size, seconds,
     )  # fmt: skip
     return seconds

@@ -318,7 +318,7 @@ class FashionFlowPipeline(DiffusionPipeline):
             decode_chunk_size = self.decode_chunk_size_for(decoder, len(images) * num_frames)
         compile_seconds = None
         if self._compile_settings is not None:
-            compile_seconds = warm_up(self, len(images), num_frames, decoder, decode_chunk_size or 1)
+            compile_seconds = warm_up(self, len(images), num_frames, decoder, decode_chunk_size)
 
         # 2. Prepare the still images
         stills = [self.prepare_image(photo, fit) for photo in images]
