@@ -28,7 +28,6 @@ import PIL.Image
 
 from fashionflow import service
 from fashionflow.image import FIT_MODES, MAX_FILE_BYTES
-from fashionflow.loading import DTYPES
 from fashionflow.progress import ProgressUpdate
 from fashionflow.schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps
 
@@ -333,70 +332,7 @@ def build_demo(app: FashionFlowApp, output_ttl: int = 3600) -> gr.Blocks:
 
 def parse_args(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> argparse.Namespace:
     defaults = service.env_defaults(os.environ if environ is None else environ)
-    parser = argparse.ArgumentParser(
-        description="FashionFlow web app. Every option can also be set by an environment variable (for Spaces)."
-    )
-    parser.add_argument(
-        "--model",
-        default=defaults["model"],
-        help="pipeline folder, Hugging Face Hub id, or tiny-random [FASHIONFLOW_MODEL; default: %(default)s]",
-    )
-    parser.add_argument(
-        "--host", default=defaults["host"], help="address to listen on [FASHIONFLOW_HOST, GRADIO_SERVER_NAME]"
-    )
-    parser.add_argument(
-        "--port", type=_positive_int, default=defaults["port"], help="port [FASHIONFLOW_PORT, GRADIO_SERVER_PORT; 7860]"
-    )
-    parser.add_argument(
-        "--share", action="store_true", default=defaults["share"], help="public gradio.live link [FASHIONFLOW_SHARE]"
-    )
-    parser.add_argument(
-        "--device", default=defaults["device"], help="cuda, cuda:1, mps or cpu [FASHIONFLOW_DEVICE; the best present]"
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=sorted(DTYPES),
-        default=defaults["dtype"],
-        help="[FASHIONFLOW_DTYPE; half precision on CUDA, float32 elsewhere]",
-    )
-    parser.add_argument(
-        "--attention",
-        choices=("auto", "sdpa", "xformers"),
-        default=defaults["attention"],
-        help="[FASHIONFLOW_ATTENTION]",
-    )
-    parser.add_argument(
-        "--cpu-offload",
-        action="store_true",
-        default=defaults["cpu_offload"],
-        help="keep idle model parts in CPU memory [FASHIONFLOW_CPU_OFFLOAD]",
-    )
-    parser.add_argument(
-        "--queue-size",
-        type=_positive_int,
-        default=defaults["queue_size"],
-        help="requests that may wait; more are turned away [FASHIONFLOW_QUEUE_SIZE; %(default)s]",
-    )
-    parser.add_argument(
-        "--output-dir", default=defaults["output_dir"], help="where videos are written [FASHIONFLOW_OUTPUT_DIR]"
-    )
-    parser.add_argument(
-        "--output-ttl",
-        type=_positive_int,
-        default=defaults["output_ttl"],
-        help="seconds a video is kept for download [FASHIONFLOW_OUTPUT_TTL; %(default)s]",
-    )
-    return parser.parse_args(argv)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return number
+    return service.build_arg_parser(defaults).parse_args(argv)
 
 
 def on_zero_gpu() -> bool:

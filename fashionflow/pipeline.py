@@ -25,7 +25,7 @@ from .image import DEFAULT_FIT, FIT_MODES, ImageInput, frame_image, image_to_ten
 from .models import ConditionAdapter, FashionFlowUNet
 from .runtime import DECODERS, choose_decode_chunk_size
 from .schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps, make_scheduler
-from .video import DEFAULT_FPS, VIDEO_FORMATS, boomerang, export_video
+from .video import DEFAULT_FPS, MAX_FPS, MIN_FPS, VIDEO_FORMATS, boomerang, export_video
 
 logger = logging.getLogger(__name__)
 
@@ -413,8 +413,8 @@ class FashionFlowPipeline(DiffusionPipeline):
                 raise ValueError('output_path needs decoded frames: it cannot go with output_type="latent".')
             if Path(output_path).suffix.lower().lstrip(".") not in VIDEO_FORMATS:
                 raise ValueError(f"output_path must end in .mp4 or .gif; got {str(output_path)!r}.")
-            if not 1 <= fps <= 60:
-                raise ValueError(f"fps must be between 1 and 60; got {fps!r}.")
+            if not MIN_FPS <= fps <= MAX_FPS:
+                raise ValueError(f"fps must be between {MIN_FPS} and {MAX_FPS}; got {fps!r}.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(

@@ -15,6 +15,9 @@ from PIL import Image
 
 VIDEO_FORMATS = ("mp4", "gif")
 DEFAULT_FPS = 25
+# Frame rates a video may have: browsers and GIF timing (10 ms units) cope with these. The app's
+# slider, the pipeline and the writer all check against these two numbers.
+MIN_FPS, MAX_FPS = 1, 60
 
 
 def boomerang(frames: Sequence) -> list:
@@ -31,8 +34,8 @@ def export_video(frames: Sequence[Image.Image] | np.ndarray, path: str | os.Path
         raise ValueError(
             f"Unsupported video format {path.suffix!r}; use one of: {', '.join('.' + f for f in VIDEO_FORMATS)}."
         )
-    if not 1 <= fps <= 60:
-        raise ValueError(f"fps must be between 1 and 60; got {fps}.")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise ValueError(f"fps must be between {MIN_FPS} and {MAX_FPS}; got {fps}.")
     arrays = [_to_uint8_array(frame) for frame in frames]
     if not arrays:
         raise ValueError("No frames to write.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import signal
@@ -114,3 +115,23 @@ def not_a_photo(folder: Path) -> Path:
     path = folder / "not-a-photo.jpg"
     path.write_text("this is a shopping list, not a photo\n")
     return path
+
+
+# The service's tests share these -----------------------------------------------------------------------------------
+
+EXAMPLE = ROOT / "examples" / "astronaut.png"
+
+
+@functools.cache
+def tiny_model():
+    """The tiny untrained model, loaded once per test process."""
+    from fashionflow import service
+
+    return service.load_model("tiny-random")
+
+
+def fast_settings(**overrides):
+    """Checked settings that generate in a second or two with the tiny model."""
+    from fashionflow import service
+
+    return service.validate_settings(**{**FAST, "decode_chunk_size": 4, **overrides})

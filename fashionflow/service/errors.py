@@ -1,0 +1,29 @@
+"""Failures worded for the person using the app. `app.py` shows them as message boxes."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A failure worded for the person using the app; `title` heads the message box."""
+
+    title = "Something went wrong"
+
+
+class PhotoError(ServiceError):
+    title = "Photo"
+
+
+class SettingsError(ServiceError):
+    title = "Settings"
+
+
+class ModelUnavailableError(ServiceError):
+    title = "No model loaded"
+
+
+class OutOfMemoryError(ServiceError):
+    title = "Out of memory"
+
+
+class GenerationCancelled(ServiceError):
+    title = "Cancelled"

@@ -1,0 +1,114 @@
+"""Running one generation: the pipeline under the device lock, progress, cancelling, MP4 and GIF out."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import PIL.Image
+
+from ..progress import GenerationProgress, ProgressUpdate, format_seconds
+from ..video import boomerang, export_video
+from .cancel import CancelToken
+from .errors import GenerationCancelled, OutOfMemoryError
+from .memory import is_out_of_memory, out_of_memory_message, release_memory
+from .settings import GenerationSettings
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    mp4: Path
+    gif: Path
+    settings: GenerationSettings
+    seconds: float  # wall time of the generation
+
+    def summary_markdown(self) -> str:
+        s = self.settings
+        length = s.output_frames / s.fps
+        loop = ", looping" if s.loop else ""
+        return (
+            f"Seed used: **{s.seed}** · {s.sampler}, {s.steps} steps · {s.output_frames} frames at {s.fps} fps "
+            f"({length:.1f} s{loop}) · made in {format_seconds(self.seconds).removeprefix('about ')}"
+        )
+
+
+ProgressReport = Callable[[ProgressUpdate], None]
+
+
+def run_generation(
+    pipeline: Any,
+    image: PIL.Image.Image,
+    settings: GenerationSettings,
+    job_dir: str | os.PathLike,
+    token: CancelToken | None = None,
+    report: ProgressReport | None = None,
+    lock: threading.Lock | None = None,
+) -> GenerationResult:
+    """Make the video for `image`, write it as MP4 and GIF into `job_dir`, and return the paths.
+
+    Holds `lock` while the pipeline runs, so that one generation at a time uses the device even
+    when an abandoned (cancelled) run is still reaching its next step. Raises `GenerationCancelled`
+    when `token` is cancelled (checked at every step, decode chunk and file) and
+    `OutOfMemoryError` with advice when memory runs out; `job_dir` is removed on any failure.
+    """
+    import torch
+
+    token = token or CancelToken()
+    job_dir = Path(job_dir)
+    say = report or (lambda update: None)
+    tracker = GenerationProgress(settings.steps, settings.num_frames, export_files=2)
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        token.raise_if_cancelled()
+        say(tracker.update(stage, done, total))
+
+    if lock is not None and lock.locked():
+        say(ProgressUpdate(0.0, "Waiting for the previous video to finish"))
+    out_of_memory = False
+    with lock if lock is not None else contextlib.nullcontext():
+        try:
+            token.raise_if_cancelled()
+            started = time.monotonic()
+            say(tracker.start())
+            output = pipeline(
+                image,
+                num_frames=settings.num_frames,
+                sampler=settings.sampler,
+                num_inference_steps=settings.steps,
+                fit=settings.fit,
+                generator=torch.Generator().manual_seed(settings.seed),
+                decode_chunk_size=settings.decode_chunk_size,
+                progress=on_progress,
+            )
+            frames = output.frames[0]
+            del output
+            if settings.loop:
+                frames = boomerang(frames)
+            on_progress("export", 0, 2)
+            stem = f"fashionflow-{settings.seed}"
+            mp4 = export_video(frames, job_dir / f"{stem}.mp4", settings.fps)
+            on_progress("export", 1, 2)
+            gif = export_video(frames, job_dir / f"{stem}.gif", settings.fps)
+            on_progress("export", 2, 2)
+        except GenerationCancelled:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        except Exception as error:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            if not is_out_of_memory(error):
+                raise
+            out_of_memory = True
+        if out_of_memory:
+            # Outside the except block: the caught error's traceback holds the tensors that filled
+            # the memory, and a new exception raised inside it would keep them as its context.
+            release_memory()
+            device = str(getattr(pipeline, "_execution_device", "cpu"))
+            raise OutOfMemoryError(out_of_memory_message(settings, device))
+    return GenerationResult(mp4=mp4, gif=gif, settings=settings, seconds=time.monotonic() - started)

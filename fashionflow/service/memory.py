@@ -1,0 +1,38 @@
+"""Out of memory: recognising it however it surfaces, advice for the person, and freeing what is left."""
+
+from __future__ import annotations
+
+import gc
+import re
+
+from .settings import GenerationSettings
+
+_MEMORY_ERROR = re.compile(
+    r"out of memory|can't allocate memory|cannot allocate memory|not enough memory|failed to allocate", re.I
+)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA / MPS / CPU allocation failures, whichever way they surface."""
+    import torch
+
+    if isinstance(error, (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))):
+        return True
+    return isinstance(error, RuntimeError) and bool(_MEMORY_ERROR.search(str(error)))
+
+
+def out_of_memory_message(settings: GenerationSettings, device: str) -> str:
+    where = "The GPU" if device.startswith(("cuda", "mps")) else "The computer"
+    return (
+        f"{where} ran out of memory making {settings.num_frames} frames, decoding {settings.decode_chunk_size} "
+        "at a time. Open Advanced and choose fewer frames or a smaller decode chunk size, or try again "
+        "when fewer videos are being made."
+    )
+
+
+def release_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

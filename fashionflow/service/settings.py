@@ -1,0 +1,143 @@
+"""What one generation may ask for, and the checks on what a page or API caller sent."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..image import DEFAULT_FIT, FIT_MODES
+from ..pipeline import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES
+from ..schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps
+from ..video import DEFAULT_FPS, MAX_FPS, MIN_FPS
+from .errors import SettingsError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a request may ask for. The page's sliders use the same numbers."""
+
+    # Twice the published 70 frames: the model was trained on 70-frame clips and memory grows
+    # with the length (temporal attention), so longer asks mostly buy out-of-memory errors.
+    max_frames: int = 140
+    max_steps: int = 1000  # the training schedule's length: no sampler can take more
+    min_fps: int = MIN_FPS
+    max_fps: int = MAX_FPS
+    max_seed: int = 2**32 - 1  # what fits a number box and a URL without surprises
+
+
+LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """One request's settings, checked. `seed` is the seed actually used (never "random")."""
+
+    seed: int
+    sampler: str = DEFAULT_SAMPLER
+    steps: int = default_steps(DEFAULT_SAMPLER)
+    num_frames: int = DEFAULT_NUM_FRAMES
+    fps: int = DEFAULT_FPS
+    loop: bool = False
+    decode_chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE
+    fit: str = DEFAULT_FIT
+
+    @property
+    def output_frames(self) -> int:
+        """Frames in the written video: a loop plays forward then back without repeating the ends."""
+        return 2 * self.num_frames - 2 if self.loop else self.num_frames
+
+
+def random_seed(limits: Limits = LIMITS, rng: random.Random | None = None) -> int:
+    return (rng or random.SystemRandom()).randint(0, limits.max_seed)
+
+
+def validate_settings(
+    *,
+    fit: Any = DEFAULT_FIT,
+    seed: Any = None,
+    randomize_seed: Any = True,
+    sampler: Any = DEFAULT_SAMPLER,
+    steps: Any = None,
+    num_frames: Any = DEFAULT_NUM_FRAMES,
+    fps: Any = DEFAULT_FPS,
+    loop: Any = False,
+    decode_chunk_size: Any = DEFAULT_DECODE_CHUNK_SIZE,
+    limits: Limits = LIMITS,
+    rng: random.Random | None = None,
+) -> GenerationSettings:
+    """Check what a page or API caller sent; raise `SettingsError` saying what is allowed.
+
+    Values arrive as JSON numbers (25.0), strings or booleans. A missing or zero step count
+    means the sampler's default; a decode chunk larger than the video is the whole video.
+    Everything else out of range is refused rather than quietly changed, so that a caller
+    gets the video they asked for or a reason.
+    """
+    sampler = choice(sampler, "Sampler", SAMPLERS)
+    fit = choice(fit, "Framing", FIT_MODES)
+    num_frames = whole_number(num_frames, "Frames", 2, limits.max_frames)
+    if num_frames % 2:
+        raise SettingsError(f"Frames must be an even number (the model makes frames in pairs); got {num_frames}.")
+    if steps is None or (not isinstance(steps, str) and _is_number(steps) and steps == 0):
+        steps = default_steps(sampler)
+    steps = whole_number(steps, "Steps", 1, limits.max_steps)
+    fps = whole_number(fps, "Frames per second", limits.min_fps, limits.max_fps)
+    decode_chunk_size = min(whole_number(decode_chunk_size, "Decode chunk size", 1, limits.max_frames), num_frames)
+    loop = flag(loop, "Loop")
+    if flag(randomize_seed, "Randomise seed"):
+        seed = random_seed(limits, rng)
+    else:
+        if seed is None or seed == "":
+            raise SettingsError("Enter a seed, or tick “Randomise seed”.")
+        seed = whole_number(seed, "Seed", 0, limits.max_seed)
+    return GenerationSettings(
+        seed=seed,
+        sampler=sampler,
+        steps=steps,
+        num_frames=num_frames,
+        fps=fps,
+        loop=loop,
+        decode_chunk_size=decode_chunk_size,
+        fit=fit,
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def whole_number(value: Any, label: str, low: int, high: int) -> int:
+    """`value` (a number or its text) as an int in [low, high], or `SettingsError` naming `label`."""
+    if value is None or isinstance(value, bool):
+        raise SettingsError(f"{label} must be a whole number from {low} to {high}; got {value!r}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{label} must be a whole number from {low} to {high}; got {value!r}.") from None
+    if not math.isfinite(number) or number != int(number):
+        raise SettingsError(f"{label} must be a whole number from {low} to {high}; got {value!r}.")
+    number = int(number)
+    if not low <= number <= high:
+        raise SettingsError(f"{label} must be from {low} to {high}; got {number}.")
+    return number
+
+
+def choice(value: Any, label: str, choices: Iterable[str]) -> str:
+    """`value` as one of `choices` (case and spaces ignored), or `SettingsError` listing them."""
+    text = str(value).strip().lower() if value is not None else ""
+    if text not in choices:
+        raise SettingsError(f"{label} must be one of: {', '.join(choices)}; got {value!r}.")
+    return text
+
+
+def flag(value: Any, label: str) -> bool:
+    """`value` as a bool: true/false, 1/0 or their text; anything else is `SettingsError`."""
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SettingsError(f"{label} must be true or false; got {value!r}.")

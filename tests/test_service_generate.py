@@ -1,0 +1,132 @@
+"""fashionflow.service.generate, .memory and .zerogpu: one generation, out of memory, GPU reservations."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from app_harness import EXAMPLE, fast_settings
+from app_harness import tiny_model as load_tiny_model
+from PIL import Image
+
+from fashionflow import service
+from fashionflow.video import probe_video
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> service.ModelState:
+    return load_tiny_model()
+
+
+# out of memory and ZeroGPU ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+        (RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory"), True),
+        (RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"), True),
+        (MemoryError(), True),
+        (RuntimeError("required rank 4 tensor to use channels_last memory format"), False),
+        (ValueError("num_frames must be even"), False),
+    ],
+)
+def test_out_of_memory_is_recognised(error, expected):
+    assert service.is_out_of_memory(error) is expected
+
+
+def test_zero_gpu_duration_follows_the_settings():
+    quick = service.gpu_seconds_estimate(fast_settings(steps=2, num_frames=4))
+    default = service.gpu_seconds_estimate(service.GenerationSettings(seed=0))
+    ddpm = service.gpu_seconds_estimate(service.GenerationSettings(seed=0, sampler="ddpm", steps=1000))
+    longer = service.gpu_seconds_estimate(service.GenerationSettings(seed=0, num_frames=140))
+    assert quick == service.ZEROGPU_MIN_SECONDS
+    assert quick < default < longer < ddpm
+    assert 30 <= default <= 120  # 25 steps of 70 frames fit one ordinary ZeroGPU call
+
+
+# generating --------------------------------------------------------------------------------------------------------
+
+
+def test_generation_writes_playable_mp4_and_gif_with_progress(tiny_model, tmp_path):
+    updates = []
+    result = service.run_generation(
+        tiny_model.pipeline,
+        service.read_photo(EXAMPLE),
+        fast_settings(loop=True),
+        tmp_path / "job",
+        report=updates.append,
+    )
+    info = probe_video(result.mp4)
+    assert (info.codec, info.pixel_format, info.width, info.height) == ("h264", "yuv420p", 128, 128)
+    assert info.frames == 10 and info.fps == 25  # 6 frames looped: 6 + 4
+    assert Image.open(result.gif).n_frames == 10
+    fractions = [u.fraction for u in updates]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    descs = " | ".join(u.desc for u in updates)
+    assert "Denoising: step 1 of 2" in descs and "Decoding frames" in descs and "Writing the MP4 and GIF" in descs
+    assert "Seed used: **7**" in result.summary_markdown()
+
+
+def test_same_seed_same_video(tiny_model, tmp_path):
+    photo = service.read_photo(EXAMPLE)
+    gifs = [
+        service.run_generation(
+            tiny_model.pipeline, photo, fast_settings(seed=seed), tmp_path / f"job{i}"
+        ).gif.read_bytes()
+        for i, seed in enumerate([3, 3, 4])
+    ]
+    assert gifs[0] == gifs[1] != gifs[2]
+
+
+def test_cancel_stops_the_pipeline_at_the_next_step(tiny_model, tmp_path):
+    token = service.CancelToken()
+    seen = []
+
+    def report(update):
+        seen.append(update.desc)
+        if update.desc.startswith("Denoising: step 1 "):
+            token.cancel()
+
+    with pytest.raises(service.GenerationCancelled):
+        service.run_generation(
+            tiny_model.pipeline, service.read_photo(EXAMPLE), fast_settings(steps=10), tmp_path / "job", token, report
+        )
+    assert not any(desc.startswith("Denoising: step 2 ") for desc in seen)
+    assert not (tmp_path / "job").exists()
+
+
+class _PipelineThatRunsOutOfMemory:
+    _execution_device = torch.device("cuda:0")
+
+    def __call__(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def test_out_of_memory_becomes_advice_and_the_next_run_works(tiny_model, tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    with pytest.raises(service.OutOfMemoryError, match="The GPU ran out of memory making 6 frames") as caught:
+        service.run_generation(_PipelineThatRunsOutOfMemory(), service.read_photo(EXAMPLE), fast_settings(), job)
+    assert "fewer frames or a smaller decode chunk size" in str(caught.value)
+    assert caught.value.__context__ is None  # the failed run's tensors are not kept alive by the error
+    assert not job.exists()
+    assert service.run_generation(tiny_model.pipeline, service.read_photo(EXAMPLE), fast_settings(), tmp_path / "again")
+
+
+def test_a_second_generation_waits_for_the_device(tiny_model, tmp_path):
+    lock = threading.Lock()
+    lock.acquire()
+    threading.Timer(0.3, lock.release).start()
+    updates = []
+    service.run_generation(
+        tiny_model.pipeline,
+        service.read_photo(EXAMPLE),
+        fast_settings(),
+        tmp_path / "job",
+        report=updates.append,
+        lock=lock,
+    )
+    assert updates[0].desc == "Waiting for the previous video to finish"
