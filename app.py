@@ -95,6 +95,7 @@ class FashionFlowApp:
         loop: bool,
         decode_chunk_size: int,
         request: gr.Request,
+        quick_preview: bool = False,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the tracker by this default)
     ) -> tuple:
         """Make a video from `photo`: returns the video, MP4 and GIF downloads, the seed used and a summary."""
@@ -110,7 +111,9 @@ class FashionFlowApp:
                 fps=fps,
                 loop=loop,
                 decode_chunk_size=decode_chunk_size,
+                quick_preview=quick_preview,
             )
+            self.model.require_decoder(settings.decoder)
             image = service.read_photo(photo)
         except service.ServiceError as error:
             raise _gr_error(error) from None
@@ -263,6 +266,11 @@ def build_demo(app: FashionFlowApp, output_ttl: int = 3600) -> gr.Blocks:
                         info="Frames decoded at once; lower it if the GPU runs out of memory.",
                         elem_id="decode-chunk-size",
                     )  # fmt: skip
+                    quick_preview = gr.Checkbox(
+                        value=False, label="Quick preview: decode with the tiny decoder (much faster, softer details)",
+                        info=None if model.has_quick_preview else "This model has no tiny decoder.",
+                        interactive=model.has_quick_preview, elem_id="quick-preview",
+                    )  # fmt: skip
             with gr.Column(scale=1):
                 video = gr.Video(
                     label="Video", autoplay=True, loop=True, interactive=False, height=480, elem_id="video"
@@ -301,9 +309,11 @@ def build_demo(app: FashionFlowApp, output_ttl: int = 3600) -> gr.Blocks:
         photo.change(app.preview, api_name="preview", **preview_options)
         fit.change(app.preview, api_visibility="private", **preview_options)
         sampler.change(app.steps_for_sampler, inputs=sampler, outputs=steps, queue=False, api_visibility="private")
+        generate_inputs = [photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, decode_chunk_size]
+        generate_inputs.append(quick_preview)  # added later: /generate's parameters only ever grow at the end
         generate_event = generate_button.click(
             app.generate,
-            inputs=[photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, decode_chunk_size],
+            inputs=generate_inputs,
             outputs=outputs,
             preprocess=False,
             api_name="generate",

@@ -73,3 +73,48 @@ def test_cli_quick_preview(tmp_path, photo, capsys):
     printed = capsys.readouterr().out
     assert "quick preview: tiny decoder" in printed and "decoding 1 frame per call" in printed
     assert probe_video(tmp_path / "a.mp4").frames == 4
+
+
+# the app's "Quick preview" switch ------------------------------------------------------------------------------------
+
+
+def test_settings_and_model_for_quick_preview():
+    from app_harness import tiny_model
+
+    from fashionflow import service
+
+    assert service.validate_settings().decoder == "full"
+    assert service.validate_settings(quick_preview="true").decoder == "tiny"
+    with pytest.raises(service.SettingsError, match="Quick preview must be true or false"):
+        service.validate_settings(quick_preview="maybe")
+    model = tiny_model()
+    assert model.has_quick_preview
+    model.require_decoder("tiny")
+    bare = build_tiny_pipeline()
+    bare.register_modules(tiny_vae=None)
+    without = service.ModelState(name="old-folder", pipeline=bare)
+    with pytest.raises(service.SettingsError, match="Quick preview needs the tiny decoder.*download --force"):
+        without.require_decoder("tiny")
+    without.require_decoder("full")
+
+
+def test_app_quick_preview_switch_and_api_parameter(tmp_path):
+    import asyncio
+    from types import SimpleNamespace
+
+    from app_harness import EXAMPLE, FAST, load_app_module, tiny_model
+
+    from fashionflow import service
+
+    app = load_app_module()
+    ui = app.FashionFlowApp(tiny_model(), service.OutputStore(tmp_path))
+    request = SimpleNamespace(session_hash="s")
+    video, mp4, gif, seed, summary = asyncio.run(
+        ui.generate(str(EXAMPLE), request=request, **FAST, decode_chunk_size=4, quick_preview=True)
+    )
+    assert "quick preview (tiny decoder)" in summary and probe_video(mp4).frames == FAST["num_frames"]
+
+    api = app.build_demo(ui).get_api_info()["named_endpoints"]["/generate"]["parameters"]
+    names = [p["parameter_name"] for p in api]
+    assert names[-2:] == ["decode_chunk_size", "quick_preview"]  # the new parameter is optional and last
+    assert api[-1]["parameter_has_default"] and api[-1]["parameter_default"] is False
