@@ -76,11 +76,14 @@ class FashionFlowApp:
     # events ----------------------------------------------------------------------------------------------------
 
     def preview(self, photo: Any, fit: str) -> PIL.Image.Image | None:
-        """The photo framed as the model will see it, on upload and when the framing changes."""
+        """The photo framed as the model will see it, on upload and when the framing changes.
+
+        A plain (not async) function: Gradio runs it in its thread pool, off the event loop, so a
+        large photo never holds up other requests."""
         try:
             return service.preview_photo(self.model, photo, fit)
-        except service.ServiceError as error:
-            raise _gr_error(error) from None
+        except Exception as error:
+            raise _gr_error(service.as_service_error(error, "reading the photo")) from None
 
     async def generate(
         self,
@@ -114,12 +117,13 @@ class FashionFlowApp:
                 quick_preview=quick_preview,
             )
             self.model.require_decoder(settings.decoder)
-            image = service.read_photo(photo)
-        except service.ServiceError as error:
-            raise _gr_error(error) from None
+            # Off the event loop: reading a large photo takes a while, and other requests go on meanwhile.
+            image = await asyncio.to_thread(service.read_photo, photo)
+            job_dir = self.store.new_job()
+        except Exception as error:
+            raise _gr_error(service.as_service_error(error, "reading the photo")) from None
 
         session = getattr(request, "session_hash", None)
-        job_dir = self.store.new_job()
         token = self.jobs.start(session, flag_file=job_dir / "cancelled")
         progress(0, desc="Starting")
         try:
@@ -181,16 +185,8 @@ class FashionFlowApp:
             )
         except service.GenerationCancelled:
             return None
-        except service.ServiceError as error:
-            raise _gr_error(error) from None
-        except Exception as error:
-            logger.exception("Generation failed")
-            raise gr.Error(
-                f"Making the video failed ({type(error).__name__}). Please try again; "
-                "if it happens again, the app's log has the details.",
-                title="Something went wrong",
-                print_exception=False,
-            ) from None
+        except Exception as error:  # disk full, out of memory, anything: a titled sentence, details in the log
+            raise _gr_error(service.as_service_error(error, "making the video")) from None
 
 
 def _gr_error(error: service.ServiceError) -> gr.Error:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import random
 import sys
 from pathlib import Path
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+from .image import PHOTO_SUFFIXES  # noqa: F401  (kept importable from here)
+
+MAX_SEED = 2**63 - 1
 
 
 def _int_list(text: str) -> list[int]:
@@ -17,15 +21,39 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _whole_number(low: int, high: int | None = None, even: bool = False):
+    """An argparse type: a whole number in [low, high] (even when asked); argparse names the flag."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            number = None
+        if number is None or number < low or (high is not None and number > high) or (even and number % 2):
+            what = "an even number" if even else "a whole number"
+            bounds = f"from {low} to {high}" if high is not None else f"of {low} or more"
+            raise argparse.ArgumentTypeError(f"must be {what} {bounds}; got {text!r}")
+        return number
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # Only light modules here (no torch, no diffusers): `--help` answers at once.
+    from .defaults import (
+        ATTENTION_BACKENDS,
+        DECODERS,
+        DEFAULT_NUM_FRAMES,
+        DEFAULT_SAMPLER,
+        DTYPE_NAMES,
+        NUM_TRAIN_TIMESTEPS,
+        SAMPLER_NAMES,
+    )
     from .hub import CHECKPOINT_URL, DEFAULT_CACHE, DEFAULT_OUTPUT
     from .image import DEFAULT_FIT, FIT_MODES
-    from .loading import DEFAULT_MODEL, DTYPES
-    from .models import ATTENTION_BACKENDS
-    from .pipeline import DEFAULT_NUM_FRAMES
-    from .runtime import DECODERS
-    from .schedulers import DEFAULT_SAMPLER, SAMPLERS
     from .video import DEFAULT_FPS, VIDEO_FORMATS
+
+    DEFAULT_MODEL, SAMPLERS, DTYPES = str(DEFAULT_OUTPUT), SAMPLER_NAMES, DTYPE_NAMES
 
     parser = argparse.ArgumentParser(
         prog="python -m fashionflow", description="FashionFlow: fashion videos from one photo."
@@ -34,13 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser(
         "generate",
-        help="make a video from a photo (or from every photo in a folder)",
-        description="Make a video of the person in PHOTO. With a folder of photos, make one video per photo "
-        "into the output folder, skipping photos whose video already exists.",
+        help="make a video from a photo (or from every photo in a folder or list)",
+        description="Make a video of the person in PHOTO. With a folder of photos, or a list file (.txt, one "
+        "photo path a line, relative to the list's folder), make one video per photo into the output folder, "
+        "skipping photos whose video already exists, and record each photo in OUTPUT/manifest.jsonl. "
+        "Under `accelerate launch` (or torchrun) the photos are shared among all processes.",
     )
-    generate.add_argument("photo", type=Path, help="a photo, or a folder of photos")
+    generate.add_argument("photo", type=Path, help="a photo, a folder of photos, or a .txt list of photos")
     generate.add_argument(
-        "-o", "--output", type=Path, required=True, help="video file (.mp4/.gif), or a folder for a batch"
+        "-o", "--output", type=Path, required=True, help="video file (.mp4/.gif), or a folder for several photos"
     )
     generate.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"pipeline folder, Hub id, or tiny-random (default: {DEFAULT_MODEL})"
@@ -49,17 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLERS), help=f"default: {DEFAULT_SAMPLER}"
     )
     generate.add_argument(
-        "--steps", type=int, help="denoising steps (default: 25 for dpm++/unipc, 50 for ddim, 1000 for ddpm)"
+        "--steps",
+        type=_whole_number(1, NUM_TRAIN_TIMESTEPS),
+        help="denoising steps (default: 25 for dpm++/unipc, 50 for ddim, 1000 for ddpm)",
     )
-    generate.add_argument("--seed", type=int, help="random seed (default: a random one, printed)")
     generate.add_argument(
-        "--frames", type=int, default=DEFAULT_NUM_FRAMES, help=f"even number of frames (default: {DEFAULT_NUM_FRAMES})"
+        "--seed",
+        type=_whole_number(0, MAX_SEED),
+        help="random seed (one photo: default a random one, printed; several: the base seed, default 0, from "
+        "which each photo's seed derives with its name, so that reruns make the same videos)",
+    )
+    generate.add_argument(
+        "--frames",
+        type=_whole_number(2, even=True),
+        default=DEFAULT_NUM_FRAMES,
+        help=f"even number of frames (default: {DEFAULT_NUM_FRAMES})",
     )
     generate.add_argument(
         "--fit", default=DEFAULT_FIT, choices=FIT_MODES, help=f"how the photo fills the frame (default: {DEFAULT_FIT})"
     )
     generate.add_argument("--format", choices=VIDEO_FORMATS, help="video format for a batch (default: mp4)")
-    generate.add_argument("--fps", type=int, default=DEFAULT_FPS)
+    generate.add_argument("--fps", type=_whole_number(1, 60), default=DEFAULT_FPS, help=f"default: {DEFAULT_FPS}")
     generate.add_argument("--loop", action="store_true", help="play forward then backward, for a seamless loop")
     generate.add_argument("--device", help="cuda, cpu, ... (default: the best one present)")
     generate.add_argument("--dtype", choices=list(DTYPES), help="default: bfloat16/float16 on CUDA, float32 elsewhere")
@@ -67,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--attention", default="auto", choices=ATTENTION_BACKENDS, help="attention kernel (default: auto)"
     )
     generate.add_argument(
-        "--decode-chunk-size", type=int, help="frames per decoder call (default: chosen from the device and its memory)"
+        "--decode-chunk-size",
+        type=_whole_number(1),
+        help="frames per decoder call (default: chosen from the device and its free memory)",
     )
     generate.add_argument(
         "--cpu-offload", action="store_true", help="keep models on the CPU until used (saves GPU memory)"
@@ -125,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--cross-attention-heads", type=_int_list, help="heads per level (default: published 1,1,2,4)")
     convert.add_argument("--latent-size", type=_int_list, help="adapter latent HEIGHT,WIDTH when it cannot be inferred")
     convert.set_defaults(run=_run_convert)
+
+    _add_evaluate_parser(commands)
     return parser  # fmt: skip
 
 
@@ -132,74 +176,150 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
+    from .batch import LIST_SUFFIX, Job, Manifest, find_photos, plan_jobs, record_earlier_videos, run_jobs
+
+    if not args.photo.exists():
+        raise FileNotFoundError(f"No photo, folder or list at {args.photo}.")
+    several = args.photo.is_dir() or args.photo.suffix.lower() == LIST_SUFFIX
+    output_is_video = args.output.suffix.lower() in (".mp4", ".gif")
+    if several and output_is_video:
+        raise ValueError(f"{args.photo} holds several photos: give an output folder, not a file ({args.output}).")
+    if not several and not output_is_video and (args.output.suffix or args.output.is_file()):
+        raise ValueError(f"The output must end in .mp4 or .gif, or be a folder; got {args.output}.")
+    _check_model_name(args.model)
+    from .schedulers import default_steps
+
+    settings = {
+        "model": args.model, "sampler": args.sampler, "steps": args.steps or default_steps(args.sampler),
+        "frames": args.frames, "fit": args.fit,
+        "fps": args.fps, "loop": args.loop, "decode_chunk_size": args.decode_chunk_size,
+    }  # fmt: skip
+
+    if not several:  # one photo: its video, rewritten if it exists; no manifest
+        seed = args.seed if args.seed is not None else random.randrange(2**31)
+        video = args.output if output_is_video else args.output / f"{args.photo.stem}.{args.format or 'mp4'}"
+        print(f"Seed: {seed}")
+        job = Job(args.photo, args.photo.name, video, seed)
+        outcome = run_jobs([job], lambda: _generator(args, bars=True), settings=settings, overwrite=True)
+        return 1 if outcome.failed else 0
+
+    state = _process_state(args.device)
+    mark = f"[{state.process_index + 1}/{state.num_processes}] " if state.num_processes > 1 else ""
+    photos, ignored = find_photos(args.photo)
+    base_seed = args.seed if args.seed is not None else 0
+    jobs = plan_jobs(photos, args.output, args.format or "mp4", base_seed)
+    if state.is_main_process:
+        for path, why in ignored:
+            print(f"skipped: {path.name}: {why}")
+        if not jobs:
+            raise FileNotFoundError(f"No photos in {args.photo}.")
+        print(f"{len(jobs)} photo(s), base seed {base_seed}" + (f", {state.num_processes} processes" if mark else ""))
+    if not jobs:
+        return 2
+    args.output.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(args.output, state.process_index)
+    # Every process splits the same full, sorted list, whatever is already done: a photo belongs to
+    # exactly one process of a run, however far an earlier run got.
+    with state.split_between_processes(jobs) as mine:
+        outcome = run_jobs(
+            mine,
+            lambda: _generator(args, bars=not mark, device=args.device or _process_device(state)),
+            settings=settings,
+            overwrite=args.overwrite,
+            manifest=manifest,
+            rank=state.process_index,
+            say=lambda line, failure: print(mark + line, file=sys.stderr if failure else sys.stdout, flush=True),
+        )
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return 1 if outcome.failed else 0
+    records = manifest.merge()
+    record_earlier_videos(manifest, jobs, records, settings)
+    records = manifest.merge()
+    made = sum(job.video.exists() for job in jobs)
+    failed = len(jobs) - made
+    print(
+        f"Done: {made} of {len(jobs)} photo(s) have their video in {args.output}"
+        + (f"; {failed} failed (reasons in {manifest.path})." if failed else ".")
+    )
+    return 1 if failed else 0
+
+
+def _generator(args: argparse.Namespace, bars: bool, device: str | None = None):
+    """Load the model once; return the function that makes one job's video."""
     import torch
 
-    from .image import ImageInputError
     from .loading import describe_pipeline, load_pipeline
     from .tiny import TINY_RANDOM
 
-    jobs = _generation_jobs(args)
-    if not jobs:
-        print("Nothing to do: every photo already has its video (use --overwrite to redo them).")
-        return 0
-
-    pipeline = load_pipeline(args.model, args.device, args.dtype, args.attention, args.cpu_offload, args.compile)
+    pipeline = load_pipeline(
+        args.model, device or args.device, args.dtype, args.attention, args.cpu_offload, compile=args.compile
+    )
+    multiple = pipeline.unet.frame_multiple
+    if args.frames % multiple:
+        raise ValueError(f"--frames must be a multiple of {multiple} for this model; got {args.frames}.")
     pipeline.set_progress_bar_config(disable=True)  # the stage bars below replace it
     print(f"Model: {describe_pipeline(pipeline, args.model)}")
     if args.model == TINY_RANDOM:
         print("Note: tiny-random is an untrained model; its videos are noise. Use it to try the software.")
-    seed = args.seed if args.seed is not None else random.randrange(2**31)
-    print(f"Seed: {seed}")
 
-    failures = 0
-    for photo, output in jobs:
-        print(f"{photo} -> {output}")
-        try:
-            with _StageBars() as bars:
-                result = pipeline(
-                    photo,
-                    num_frames=args.frames,
-                    sampler=args.sampler,
-                    num_inference_steps=args.steps,
-                    fit=args.fit,
-                    generator=torch.Generator().manual_seed(seed),
-                    decode_chunk_size=args.decode_chunk_size,
-                    output_path=output,
-                    fps=args.fps,
-                    loop=args.loop,
-                    progress=bars.update,
-                    decoder=args.decoder,
-                )
-            if result.compile_seconds:
-                print(f"  compiled for this video size in {result.compile_seconds:.1f} s (once per size)")
-        except ImageInputError as error:
-            failures += 1
-            print(f"  skipped: {error}", file=sys.stderr)
-            if len(jobs) == 1:
-                raise
-    print(f"Done: {len(jobs) - failures} video(s) written" + (f", {failures} photo(s) skipped." if failures else "."))
-    return 1 if failures else 0
+    def generate(job) -> None:
+        with _StageBars(enabled=bars) as stage_bars:
+            result = pipeline(
+                job.photo,
+                num_frames=args.frames,
+                sampler=args.sampler,
+                num_inference_steps=args.steps,
+                fit=args.fit,
+                generator=torch.Generator().manual_seed(job.seed),
+                decode_chunk_size=args.decode_chunk_size,
+                output_path=job.video,
+                fps=args.fps,
+                loop=args.loop,
+                progress=stage_bars.update,
+                decoder=args.decoder,
+            )
+        if result.compile_seconds:
+            print(f"  compiled for this video size in {result.compile_seconds:.1f} s (once per size)")
+
+    return generate
 
 
-def _generation_jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
-    if not args.photo.exists():
-        raise FileNotFoundError(f"No photo or folder at {args.photo}.")
-    if args.photo.is_file():
-        if args.output.suffix.lower() not in (".mp4", ".gif"):
-            raise ValueError(f"The output must end in .mp4 or .gif; got {args.output}.")
-        return [(args.photo, args.output)]
-    if args.output.suffix.lower() in (".mp4", ".gif"):
-        raise ValueError(f"{args.photo} is a folder: give an output folder, not a file ({args.output}).")
-    video_format = args.format or "mp4"
-    photos = sorted(p for p in args.photo.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
-    if not photos:
-        raise FileNotFoundError(f"No photos ({', '.join(PHOTO_SUFFIXES)}) in {args.photo}.")
-    jobs = [(photo, args.output / f"{photo.stem}.{video_format}") for photo in photos]
-    return [(photo, out) for photo, out in jobs if args.overwrite or not out.exists()]
+def _check_model_name(model: str) -> None:
+    """Refuse a --model that names nothing, before anything loads."""
+    from .loading import TINY_RANDOM, WeightsNotFoundError, looks_like_hub_id, missing_model_message
+
+    if model != TINY_RANDOM and not Path(model).exists() and not looks_like_hub_id(model):
+        raise WeightsNotFoundError(missing_model_message(model))
+
+
+def _process_state(device: str | None):
+    """accelerate's view of the processes of this run (one, unless started by a launcher)."""
+    import torch
+    from accelerate import PartialState
+
+    # Without a GPU, processes started by torchrun / `accelerate launch --cpu` must be told to use
+    # the CPU: otherwise accelerate sees no accelerator and each one believes it runs alone.
+    cpu = (
+        (device or "").startswith("cpu")
+        or not torch.cuda.is_available()
+        or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    )
+    # A process that finishes its share waits at the end for the others before the manifest is
+    # merged: allow a day (torch's default is 30 minutes).
+    return PartialState(cpu=cpu, timeout=datetime.timedelta(hours=24))
+
+
+def _process_device(state) -> str | None:
+    """This process's device under a launcher (cuda:LOCAL_RANK); the usual choice when alone."""
+    return str(state.device) if state.num_processes > 1 else None
 
 
 class _StageBars:
-    """One tqdm bar per pipeline stage (denoise, decode, export)."""
+    """One tqdm bar per pipeline stage (denoise, decode, export); none when not `enabled`."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
 
     def __enter__(self):
         self.bars = {}
@@ -208,6 +328,8 @@ class _StageBars:
     def update(self, stage: str, done: int, total: int) -> None:
         from tqdm.auto import tqdm
 
+        if not self.enabled:
+            return
         if stage not in self.bars:
             self.bars[stage] = tqdm(
                 total=total, desc=f"  {stage}", unit="step" if stage == "denoise" else "frame", leave=False
@@ -258,10 +380,168 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# evaluate ---------------------------------------------------------------------------------------------------------
+
+
+def _add_evaluate_parser(commands) -> None:
+    from .defaults import ATTENTION_BACKENDS, DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_SAMPLER, DTYPE_NAMES, SAMPLER_NAMES
+    from .evaluation.detectors import C3D, I3D
+    from .evaluation.registry import DEFAULT_CLIP_FRAMES, GENERATED_FORMATS, MAX_CLIPS, METRICS
+    from .hub import DEFAULT_CACHE
+    from .image import DEFAULT_FIT, FIT_MODES
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="FVD, video IS, SSIM, PSNR of generated videos against real ones (StyleGAN-V's definitions)",
+        description="Compare a folder of generated videos with a folder of real ones (--real/--generated), or run "
+        "the paper's whole test protocol for a model (--model/--test-videos): one video per test video from its "
+        "first frame, then the metrics. A folder holds video files or sub-folders of frame images, one per video.",
+    )
+    evaluate.add_argument("--real", type=Path, metavar="DIR", help="folder of real videos (files or frame folders)")
+    evaluate.add_argument(
+        "--generated", type=Path, metavar="DIR", help="folder of generated videos; with --model, where they are written"
+    )
+    evaluate.add_argument(
+        "--json", type=Path, required=True, metavar="OUT", help="write the metrics, clip counts and settings here"
+    )
+    evaluate.add_argument(
+        "--i3d", metavar="FILE|URL", help=f"I3D TorchScript file or URL for FVD (default: {I3D.url}, cached)"
+    )
+    evaluate.add_argument(
+        "--c3d", metavar="FILE|URL", help=f"C3D TorchScript file or URL for video IS (published at {C3D.url})"
+    )
+    evaluate.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=list(METRICS),
+        help="metrics to compute; any that cannot run is an error (default: fvd, plus those that can run: isv with a "
+        "C3D file, ssim/psnr/lpips when videos pair by name)",
+    )
+    evaluate.add_argument(
+        "--frames", type=int, default=DEFAULT_CLIP_FRAMES, help=f"FVD clip length (default: {DEFAULT_CLIP_FRAMES})"
+    )
+    evaluate.add_argument(
+        "--max-clips", type=int, default=MAX_CLIPS, help=f"clips per side at most (default: {MAX_CLIPS})"
+    )
+    evaluate.add_argument(
+        "--clip-seed", type=int, default=0, help="seeds the start frame of each real clip (default: 0)"
+    )
+    evaluate.add_argument("--batch-size", type=int, default=8, help="clips per detector call (default: 8)")
+    evaluate.add_argument("--workers", type=int, default=2, help="processes reading videos (default: 2)")
+    evaluate.add_argument(
+        "--fit",
+        default=DEFAULT_FIT,
+        choices=FIT_MODES,
+        help=f"how stills and real frames are fitted to the model's frame (default: {DEFAULT_FIT})",
+    )
+    evaluate.add_argument("--device", help="cuda, cpu, ... (default: the best one present)")
+    evaluate.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"detector downloads and real-video statistics (default: {DEFAULT_CACHE})",
+    )
+    evaluate.add_argument(
+        "--no-statistics-cache",
+        action="store_true",
+        help="recompute the real videos' FVD statistics instead of reusing those of an earlier run on the same clips",
+    )
+    protocol = evaluate.add_argument_group("the test protocol (--model)")
+    protocol.add_argument("--model", help="pipeline folder, Hub id, or tiny-random: generate from --test-videos first")
+    protocol.add_argument(
+        "--test-videos", type=Path, metavar="DIR", help="folder of test videos: each one's first frame is a still"
+    )
+    protocol.add_argument(
+        "--sampler", default=DEFAULT_SAMPLER, choices=SAMPLER_NAMES, help=f"default: {DEFAULT_SAMPLER}"
+    )
+    protocol.add_argument("--steps", type=int, help="denoising steps (default: the sampler's)")
+    protocol.add_argument(
+        "--seed", type=int, default=0, help="base seed; each video's seed comes from it and the video's name"
+    )
+    protocol.add_argument(
+        "--video-frames", type=int, help="frames per generated video (default: the test video's length)"
+    )
+    protocol.add_argument(
+        "--generated-format",
+        default="frames",
+        choices=GENERATED_FORMATS,
+        help="frames: PNG folders, lossless (default); mp4: H.264",
+    )
+    protocol.add_argument("--dtype", choices=DTYPE_NAMES, help="default: bfloat16/float16 on CUDA, float32 elsewhere")
+    protocol.add_argument(
+        "--attention", default="auto", choices=ATTENTION_BACKENDS, help="attention kernel (default: auto)"
+    )
+    protocol.add_argument(
+        "--decode-chunk-size", type=int, default=DEFAULT_DECODE_CHUNK_SIZE, help="frames per VAE decode call"
+    )
+    protocol.add_argument("--overwrite", action="store_true", help="remake videos that already exist")
+    evaluate.set_defaults(run=_run_evaluate)  # fmt: skip
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import (
+        EvaluationSettings,
+        ProtocolSettings,
+        evaluate,
+        format_table,
+        generate_test_videos,
+        write_report,
+    )
+
+    protocol = args.model is not None or args.test_videos is not None
+    if protocol:
+        if args.model is None or args.test_videos is None:
+            raise ValueError("The test protocol needs both --model and --test-videos.")
+        if args.real is not None:
+            raise ValueError("With --test-videos, the test videos are the real videos: leave out --real.")
+        real = args.test_videos
+        generated = args.generated or args.json.with_name(f"{args.json.stem}-generated")
+        summary = generate_test_videos(
+            args.model,
+            args.test_videos,
+            generated,
+            ProtocolSettings(
+                sampler=args.sampler, steps=args.steps, seed=args.seed, fit=args.fit, frames=args.video_frames,
+                decode_chunk_size=args.decode_chunk_size, output_format=args.generated_format, overwrite=args.overwrite,
+            ),
+            device=args.device, dtype=args.dtype, attention=args.attention,
+        )  # fmt: skip
+        if summary is None:  # not the main process: the main one computes the metrics
+            return 0
+        print(
+            f"Generated {summary['made']} video(s) into {generated} ({summary['already_made']} already there, "
+            f"{len(summary['failed'])} failed) on {summary['processes']} process(es)."
+        )
+        for name, error in summary["failed"].items():
+            print(f"  {name}: {error}", file=sys.stderr)
+    else:
+        if args.real is None or args.generated is None:
+            raise ValueError(
+                "Give --real DIR and --generated DIR (or --model and --test-videos for the whole protocol)."
+            )
+        real, generated, summary = args.real, args.generated, None
+
+    settings = EvaluationSettings(
+        frames=args.frames, max_clips=args.max_clips, clip_seed=args.clip_seed, batch_size=args.batch_size,
+        num_workers=args.workers, fit=args.fit, device=args.device,
+        cache_dir=str(args.cache_dir) if args.cache_dir else None, cache_real_statistics=not args.no_statistics_cache,
+    )  # fmt: skip
+    report = evaluate(real, generated, args.metrics, args.i3d, args.c3d, settings)
+    if summary is not None:
+        report["generation"] = summary
+    write_report(report, args.json)
+    print(format_table(report))
+    print(f"Written: {args.json}")
+    return 1 if summary is not None and summary["failed"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .hub import DownloadError
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # --help (0) or a malformed argument, named by argparse (2)
+        return exit.code if isinstance(exit.code, int) else 2
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, DownloadError) as error:

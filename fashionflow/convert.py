@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 
+from .hub import first_sentence
 from .models.adapter import ConditionAdapter
 from .models.unet import FashionFlowUNet
 
@@ -155,14 +157,15 @@ def load_published_checkpoint(*paths: str | Path) -> tuple[dict[str, torch.Tenso
 
 
 def _load_pickled_checkpoint(path: Path):
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): the download or copy did not finish. Fetch it again.")
     try:
         # weights_only: tensors and plain containers only, never arbitrary objects from the pickle.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's notes on pickle protocols: not for users
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CheckpointError(
-            f"Could not read {path} as a PyTorch checkpoint of tensors ({type(error).__name__}: {str(error)[:300]}). "
-            "It may be truncated, not a checkpoint, or hold objects other than tensors, which are not loaded for safety."
-        ) from None
+        raise CheckpointError(_unreadable_checkpoint(path, error)) from None
     if not isinstance(checkpoint, Mapping) or not {"net", "adapter"} <= set(checkpoint):
         found = sorted(map(str, checkpoint))[:10] if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         raise CheckpointError(
@@ -172,13 +175,37 @@ def _load_pickled_checkpoint(path: Path):
     return _strip_module_prefix(checkpoint["net"]), _strip_module_prefix(checkpoint["adapter"])
 
 
+def _unreadable_checkpoint(path: Path, error: Exception) -> str:
+    """Why torch.load refused `path`, in words; never torch's advice to turn its safety off."""
+    import pickle
+
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in text:
+        return (
+            f"{path} holds Python objects besides tensors, and those are never loaded, since loading them could "
+            "run code hidden in the file. A checkpoint of weights has none: this is not the published "
+            "checkpoint, or it has been altered. Download it again from the authors' link."
+        )
+    if isinstance(error, (EOFError, RuntimeError)) and (not text or "zip archive" in text or "corrupted" in text):
+        return f"{path} is incomplete or damaged (it ends early or its contents are corrupt). Download it again."
+    if isinstance(error, (KeyError, pickle.UnpicklingError, UnicodeDecodeError, ValueError, EOFError)):
+        return f"{path} is not a PyTorch checkpoint: its contents are not what torch.save writes. Check the file."
+    return (
+        f"{path} is not a PyTorch checkpoint of tensors that can be read ({first_sentence(text) or type(error).__name__}). "
+        "Check that it is FashionFlow_checkpoint.pth, or download it again."
+    )
+
+
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     try:
         return load_file(path)
     except Exception as error:
-        raise CheckpointError(f"Could not read {path} as safetensors ({error}).") from None
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({first_sentence(str(error)) or type(error).__name__}). "
+            "Check the file, or download it again."
+        ) from None
 
 
 def _strip_module_prefix(state_dict) -> dict[str, torch.Tensor]:

@@ -22,8 +22,6 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 DEFAULT_OUTPUT = Path("weights/fashionflow-official")
 DEFAULT_CACHE = Path(os.environ.get("FASHIONFLOW_CACHE", Path.home() / ".cache" / "fashionflow"))
 CHECKPOINT_FILENAME = "FashionFlow_checkpoint.pth"
@@ -108,9 +106,9 @@ def fetch_hub_source(
         return folder, None
 
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import RemoteEntryNotFoundError
 
-    def fetch(filename: str) -> Path:
+    def fetch(filename: str, local_only: bool) -> Path:
         return Path(
             hf_hub_download(
                 source.repo_id,
@@ -119,32 +117,109 @@ def fetch_hub_source(
                 revision=source.revision,
                 cache_dir=cache_dir,
                 endpoint=endpoint,
+                local_files_only=local_only,
             )
         )
 
-    where = f"{source.repo_id}{'/' + source.subfolder if source.subfolder else ''} at revision {source.revision}"
-    try:
-        paths = [fetch(f) for f in source.files]
+    def fetch_all(local_only: bool) -> list[Path]:
+        paths = [fetch(f, local_only) for f in source.files]
         for weights in source.weights:
             try:
-                paths.append(fetch(weights))
-                break
-            except EntryNotFoundError:
+                return [*paths, fetch(weights, local_only)]
+            except RemoteEntryNotFoundError:  # not in this repository: try the next weights file
                 continue
-        else:
-            raise DownloadError(f"{where} has none of the weight files {', '.join(source.weights)}.")
+        raise DownloadError(f"{where} has none of the weight files {', '.join(source.weights)}.")
+
+    where = f"{source.repo_id}{'/' + source.subfolder if source.subfolder else ''} at revision {source.revision}"
+    # One quick look before fetching: an unreachable Hub is said at once, instead of after
+    # half a minute of the Hub client's retries. Files fetched earlier are still used from the cache.
+    unreachable = None if _hub_offline() else _unreachable(endpoint or _hub_endpoint())
+    try:
+        paths = fetch_all(local_only=_hub_offline() or unreachable is not None)
     except DownloadError:
         raise
     except Exception as error:
+        why = unreachable or explain_hub_failure(error)
         raise DownloadError(
-            f"Could not fetch {where} from the Hugging Face Hub ({type(error).__name__}: {str(error)[:300]}).\n"
-            "Check the internet connection (and HF_ENDPOINT / HF_TOKEN if you use them), then run the command again: "
-            "finished files are kept and not fetched twice. On a machine without access to the Hub, copy the "
-            f"repository there and pass its folder (--vae-from / --clip-from)."
+            f"Could not fetch {where} from the Hugging Face Hub: {why}\n"
+            "Run the command again once the Hub can be reached (finished files are kept and not fetched twice). "
+            "On a machine without access to the Hub, copy the repositories and the checkpoint there and pass "
+            "them with --vae-from, --clip-from and --checkpoint."
         ) from None
     folder = paths[0].parent
     snapshot = folder.parent if source.subfolder else folder  # <cache>/snapshots/<commit>[/subfolder]
     return folder, snapshot.name
+
+
+def _hub_offline() -> bool:
+    import huggingface_hub.constants
+
+    return bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+
+
+def _hub_endpoint() -> str:
+    import huggingface_hub.constants
+
+    return huggingface_hub.constants.ENDPOINT
+
+
+def _unreachable(endpoint: str, timeout: float = 10) -> str | None:
+    """None when `endpoint` answers at all (any HTTP status); else why not, in words."""
+    request = urllib.request.Request(endpoint, method="HEAD", headers={"User-Agent": "fashionflow-downloader"})
+    try:
+        urllib.request.urlopen(request, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        return f"{endpoint} cannot be reached ({_plain_reason(reason)}). Check the internet connection (and HF_ENDPOINT or proxy settings if you use them)."
+    return None
+
+
+def _plain_reason(reason) -> str:
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        return "no answer within the time limit"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if (
+        "Name or service not known" in str(reason)
+        or "nodename nor servname" in str(reason)
+        or "getaddrinfo" in str(reason)
+    ):
+        return "its name could not be resolved"
+    text = getattr(reason, "strerror", None) or str(reason)
+    return text.strip().rstrip(".") or type(reason).__name__
+
+
+def explain_hub_failure(error: BaseException) -> str:
+    """A Hub client failure as one plain sentence, naming the setting to change when there is one."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    if _hub_offline():
+        return (
+            "HF_HUB_OFFLINE is set, so nothing is fetched from the Hub, and the files are not in the local cache. "
+            "Unset HF_HUB_OFFLINE (or set it to 0) to download them."
+        )
+    if isinstance(error, GatedRepoError):
+        return "the repository needs an access token: accept its terms on the Hub and set HF_TOKEN."
+    if isinstance(error, RepositoryNotFoundError):
+        return "no such repository (check the name; private ones need HF_TOKEN)."
+    if isinstance(error, RevisionNotFoundError):
+        return "the repository has no such revision."
+    return first_sentence(str(error)) or f"{type(error).__name__}."
+
+
+def first_sentence(text: str, limit: int = 300) -> str:
+    """The first sentence (or line) of `text`, never cut mid-word; terminal colour codes removed."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).strip()
+    line = text.splitlines()[0].strip() if text else ""
+    match = re.match(r"(.+?[.!?])(\s|$)", line)
+    sentence = match.group(1) if match else line
+    if len(sentence) > limit:
+        sentence = sentence[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+    return sentence
 
 
 # plain HTTP(S) downloads ------------------------------------------------------------------------------------------
@@ -172,9 +247,10 @@ def download_file(url: str, destination: Path, expected_sha256: str | None = Non
                 raise DownloadError(f"{url} answered HTTP {error.code}: the file is not available there.") from None
             if attempt == retries:
                 size = partial.stat().st_size if partial.exists() else 0
+                kept = f" {size / 2**20:.0f} MB are kept in {partial}; run the command again to resume." if size else ""
                 raise DownloadError(
-                    f"Could not download {url} ({type(error).__name__}: {error}). {size / 2**20:.0f} MB are kept in "
-                    f"{partial}; run the command again to resume."
+                    f"Could not download {url} ({_plain_reason(getattr(error, 'reason', error))}).{kept} "
+                    "Without access to it, download the file by hand and pass --checkpoint FILE."
                 ) from None
             time.sleep(min(2**attempt, 10))
     digest = sha256_of(partial)
@@ -188,6 +264,8 @@ def download_file(url: str, destination: Path, expected_sha256: str | None = Non
 
 
 def _fetch_into(url: str, partial: Path) -> None:
+    from tqdm.auto import tqdm
+
     offset = partial.stat().st_size if partial.exists() else 0
     headers = {"User-Agent": "fashionflow-downloader"}
     if offset:

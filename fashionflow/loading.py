@@ -93,17 +93,18 @@ def load_pipeline(
                 f"The model folder {model} is incomplete or damaged ({error}). "
                 "Run `python -m fashionflow download --force` to fetch it again."
             ) from None
-    elif model != DEFAULT_MODEL and _looks_like_hub_id(model):
+    elif model != DEFAULT_MODEL and looks_like_hub_id(model):
+        from .hub import explain_hub_failure
+
         try:
             pipeline = FashionFlowPipeline.from_pretrained(model)
         except Exception as error:
             raise WeightsNotFoundError(
-                f"{model!r} is not a folder here, and loading it from the Hugging Face Hub failed "
-                f"({type(error).__name__}: {str(error)[:300]}). Check the name and the internet connection. "
-                + DOWNLOAD_HINT
+                f"{model!r} is not a folder here, and loading it from the Hugging Face Hub failed: "
+                f"{explain_hub_failure(error)} " + DOWNLOAD_HINT
             ) from None
     else:
-        raise WeightsNotFoundError(f"No FashionFlow weights at {model}. {DOWNLOAD_HINT}")
+        raise WeightsNotFoundError(missing_model_message(model))
 
     device = device or best_device()
     if torch.device(device).type == "cpu" or cpu_offload:
@@ -121,6 +122,20 @@ def load_pipeline(
     return pipeline
 
 
-def _looks_like_hub_id(name: str) -> bool:
+def missing_model_message(model: str) -> str:
+    """What to do when `model` names no folder: `download` writes the default folder unless told otherwise."""
+    if model == DEFAULT_MODEL:
+        return f"No FashionFlow weights at {model}. {DOWNLOAD_HINT}"
+    return (
+        f"No FashionFlow weights at {model}: there is no such folder. Check the path; to fetch the published "
+        f"weights into it, run `python -m fashionflow download --output {model}`, or pass `--model {TINY_RANDOM}` "
+        "to try the software with an untrained model (its videos are noise)."
+    )
+
+
+def looks_like_hub_id(name: str) -> bool:
     parts = name.split("/")
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~")) and not Path(parts[0]).exists()
+
+
+_looks_like_hub_id = looks_like_hub_id  # the earlier name

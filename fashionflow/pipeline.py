@@ -170,7 +170,8 @@ class FashionFlowPipeline(DiffusionPipeline):
     def prepare_image(self, image: ImageInput, fit: str = DEFAULT_FIT) -> PIL.Image.Image:
         """The photo as the model will see it: read, made upright RGB, and fitted to the frame."""
         height, width = self.frame_size
-        return frame_image(load_image(image), height, width, fit)
+        # Reduced while read: the frame needs no more than its long side on the photo's short side.
+        return frame_image(load_image(image, working_side=max(height, width)), height, width, fit)
 
     def encode_image(
         self, images: Sequence[PIL.Image.Image], generator: torch.Generator | None = None

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-logger = logging.getLogger(__name__)
+from .defaults import DECODERS as DECODERS  # ("full", "tiny"), where `--help` reads it without torch
 
-DECODERS = ("full", "tiny")
+logger = logging.getLogger(__name__)
 
 # Peak working memory of one decoded frame, in values per output pixel (measured on the CPU in
 # float32 with the published-size decoders: SD v1-4's VAE decoder ~0.9 GB for a 640 x 512 frame,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import signal
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +29,26 @@ def boomerang(frames: Sequence) -> list:
     return frames + frames[-2:0:-1]
 
 
+class VideoWriteError(OSError):
+    """A video could not be written; the message says why in plain words.
+
+    `reason`: "disk-full", "permission", "read-only", "file-size-limit", "encoder" (ffmpeg's own
+    failure), "incomplete" (the file written does not hold the frames sent) or "other".
+    Nothing is left behind: not the video, not a partial file.
+    """
+
+    def __init__(self, message: str, reason: str = "other"):
+        super().__init__(message)
+        self.reason = reason
+
+
 def export_video(frames: Sequence[Image.Image] | np.ndarray, path: str | os.PathLike, fps: int = DEFAULT_FPS) -> Path:
-    """Write frames to `path` (.mp4 or .gif). The file appears complete or not at all."""
+    """Write frames to `path` (.mp4 or .gif). The file appears complete or not at all.
+
+    The video is written beside `path` under a hidden name, read back (codec, size, every frame)
+    and only then renamed into place; any failure raises `VideoWriteError` and leaves nothing.
+    The file's mode follows the umask, like any file the user creates.
+    """
     path = Path(path)
     video_format = path.suffix.lower().lstrip(".")
     if video_format not in VIDEO_FORMATS:
@@ -39,11 +60,13 @@ def export_video(frames: Sequence[Image.Image] | np.ndarray, path: str | os.Path
     arrays = [_to_uint8_array(frame) for frame in frames]
     if not arrays:
         raise ValueError("No frames to write.")
+    height, width = arrays[0].shape[:2]
+    if any(a.shape != arrays[0].shape for a in arrays):
+        raise ValueError("All frames must have the same size.")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(descriptor)
+    partial = partial_path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         # Frames are handed to the encoder one by one, never resampled in time: clip-based writers
         # (moviepy) accumulate float frame times and drop or repeat frames.
         if video_format == "mp4":
@@ -53,34 +76,116 @@ def export_video(frames: Sequence[Image.Image] | np.ndarray, path: str | os.Path
             pictures[0].save(
                 partial, format="GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps), loop=0
             )
+        _check_written(partial, path, len(arrays), width, height, "h264" if video_format == "mp4" else "gif")
+        _flush_to_disk(partial)
         os.replace(partial, path)
+    except VideoWriteError:
+        raise
+    except OSError as error:
+        raise VideoWriteError(*_explain_os_error(error, path)) from None
     finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+        partial.unlink(missing_ok=True)
     return path
 
 
-def _write_mp4(arrays: list[np.ndarray], path: str, fps: int) -> None:
+def partial_path(path: Path) -> Path:
+    """Where `path` is written before it is complete: hidden, unique, same folder and suffix
+    (so the rename is atomic, and ffmpeg picks the container from the suffix)."""
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial{path.suffix}")
+
+
+def _write_mp4(arrays: list[np.ndarray], path: Path, fps: int) -> None:
+    """H.264 through ffmpeg's stdin; ffmpeg's exit status and its own words are checked."""
     import imageio_ffmpeg
 
     height, width = arrays[0].shape[:2]
-    writer = imageio_ffmpeg.write_frames(
-        path,
-        (width, height),
-        fps=fps,
-        codec="libx264",
-        pix_fmt_out="yuv420p",  # 4:2:0 chroma: what browsers and phones decode
-        quality=None,
-        macro_block_size=1,
-        output_params=["-movflags", "+faststart", "-crf", "18", "-preset", "medium"],
-        ffmpeg_log_level="error",
-    )
-    writer.send(None)  # start ffmpeg
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+        "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",  # 4:2:0 chroma: what browsers and phones decode
+        "-crf", "18", "-preset", "medium", "-movflags", "+faststart", str(path),
+    ]  # fmt: skip
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg can never block on it
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            for array in arrays:
+                process.stdin.write(np.ascontiguousarray(array).tobytes())
+            process.stdin.close()
+        except BrokenPipeError:  # ffmpeg stopped early: its exit status and message say why
+            pass
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        returncode = process.wait()
+        errors.seek(0)
+        message = errors.read().decode(errors="replace")
+    if returncode != 0:
+        raise VideoWriteError(*_explain_ffmpeg_failure(returncode, message, path))
+
+
+def _flush_to_disk(path: Path) -> None:
+    """So that a crash right after the rename never leaves a renamed but empty video."""
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
+
+
+def _check_written(partial: Path, path: Path, frames: int, width: int, height: int, codec: str) -> None:
     try:
-        for array in arrays:
-            writer.send(np.ascontiguousarray(array))
-    finally:
-        writer.close()
+        info = probe_video(partial)
+    except ValueError:
+        info = None
+    if info is None or (info.codec, info.frames, info.width, info.height) != (codec, frames, width, height):
+        found = (
+            "no readable video"
+            if info is None
+            else f"{info.frames} frames of {info.width} x {info.height} {info.codec}"
+        )
+        raise VideoWriteError(
+            f"The video for {path.name} came out incomplete ({found} instead of {frames} frames of "
+            f"{width} x {height} {codec}), so it was not kept. Please try again.",
+            "incomplete",
+        )
+
+
+def _explain_os_error(error: OSError, path: Path) -> tuple[str, str]:
+    where = f"The video could not be written to {path.parent}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"{where}: the disk is full. Free some space there, or choose another folder, and try again.",
+            "disk-full",
+        )
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"{where}: permission denied. Choose a folder you may write to.", "permission"
+    if error.errno == errno.EROFS:
+        return f"{where}: it is on a read-only disk. Choose another folder.", "read-only"
+    if error.errno == errno.EFBIG:
+        return f"{where}: the file grew past the size limit set for this process (ulimit -f).", "file-size-limit"
+    return f"{where}: {error.strerror or error}.", "other"
+
+
+_FFMPEG_CAUSES = (
+    ("No space left on device", errno.ENOSPC),
+    ("Disk quota exceeded", errno.EDQUOT),
+    ("Permission denied", errno.EACCES),
+    ("Read-only file system", errno.EROFS),
+    ("File too large", errno.EFBIG),
+)
+
+
+def _explain_ffmpeg_failure(returncode: int, message: str, path: Path) -> tuple[str, str]:
+    for words, number in _FFMPEG_CAUSES:
+        if words.lower() in message.lower():
+            return _explain_os_error(OSError(number, words), path)
+    if returncode == -signal.SIGXFSZ:
+        return _explain_os_error(OSError(errno.EFBIG, "File too large"), path)
+    if returncode < 0:
+        what = f"was stopped by signal {signal.Signals(-returncode).name}"
+    else:
+        # ffmpeg's last line, without its "[component @ 0x...]" prefix
+        lines = [re.sub(r"^\[[^\]]*\]\s*", "", line).strip() for line in message.splitlines() if line.strip()]
+        what = f"failed: {lines[-1]}" if lines else f"failed (exit status {returncode})"
+    return f"The video encoder (ffmpeg) {what.rstrip('.')}. The video for {path.name} was not written.", "encoder"
 
 
 def _to_uint8_array(frame) -> np.ndarray:
@@ -108,30 +213,35 @@ class VideoInfo:
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Codec, pixel format, size, frame rate and frame count of a video, read by ffmpeg.
 
-    imageio-ffmpeg ships ffmpeg but not ffprobe; `ffmpeg -i` reports the same stream facts.
+    imageio-ffmpeg ships ffmpeg but not ffprobe; `ffmpeg -i` reports the same stream facts, and
+    decoding to the null muxer counts the frames that actually decode. Raises ValueError when
+    the file holds no readable video.
     """
     import imageio_ffmpeg
 
-    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    report = subprocess.run(
-        [ffmpeg, "-hide_banner", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
+    done = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0",
+         "-vf", "null", "-f", "null", "-"],
         capture_output=True,
         text=True,
-        timeout=60,
-    ).stderr
+        errors="replace",
+        timeout=120,
+    )  # fmt: skip
+    report = done.stderr
     stream = re.search(
         r"Stream #0:\d+.*?: Video: (?P<codec>\w+)[^,]*, (?P<pix>\w+)(?:\([^)]*\))?, (?P<w>\d+)x(?P<h>\d+).*?(?P<fps>[\d.]+) fps",
         report,
     )
-    if not stream:
+    counts = re.findall(r"frame=\s*(\d+).*?time=\s*(\d+):(\d+):([\d.]+)", report)
+    if done.returncode != 0 or not stream or not counts:
         raise ValueError(f"{path} holds no readable video stream:\n{report[-500:]}")
-    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
+    frames, hours, minutes, seconds = counts[-1]
     return VideoInfo(
         codec=stream["codec"],
         pixel_format=stream["pix"],
         width=int(stream["w"]),
         height=int(stream["h"]),
         fps=float(stream["fps"]),
-        frames=frames,
-        seconds=seconds,
+        frames=int(frames),
+        seconds=int(hours) * 3600 + int(minutes) * 60 + float(seconds),
     )

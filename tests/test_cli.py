@@ -37,24 +37,27 @@ def test_batch_skips_photos_already_done_and_reports_bad_ones(photos, tmp_path, 
     out = tmp_path / "videos"
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     assert main(["generate", str(photos), "-o", str(out), "--format", "gif", *FAST]) == 1  # one photo was bad
-    assert sorted(p.name for p in out.iterdir()) == ["a.gif", "b.gif"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.gif", "b.gif", "manifest.jsonl"]
     captured = capsys.readouterr()
-    assert "broken.jpg" in captured.out and "not a picture" in captured.err
+    assert "failed: broken.jpg: This file is not a picture" in captured.err
+    assert "skipped: notes.txt: not a photo file" in captured.out
 
     (photos / "broken.jpg").unlink()
     before = (out / "a.gif").stat().st_mtime_ns
     assert main(["generate", str(photos), "-o", str(out), "--format", "gif", *FAST]) == 0
-    assert "Nothing to do" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "skipped: a.jpg: its video" in printed and "already exists" in printed
+    assert "Done: 2 of 2 photo(s) have their video" in printed
     assert (out / "a.gif").stat().st_mtime_ns == before
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["missing.jpg", "-o", "v.mp4"], "No photo or folder"),
+        (["missing.jpg", "-o", "v.mp4"], "No photo, folder or list"),
         (["{photo}", "-o", "v.webm"], ".mp4 or .gif"),
-        (["{photo}", "-o", "v.mp4", "--frames", "7"], "multiple of 2"),
-        (["{photo}", "-o", "v.mp4", "--steps", "0"], "between 1 and 1000"),
+        (["{photo}", "-o", "v.mp4", "--frames", "7"], "argument --frames: must be an even number"),
+        (["{photo}", "-o", "v.mp4", "--steps", "0"], "argument --steps: must be a whole number from 1 to 1000"),
         (["{folder}", "-o", "v.mp4"], "give an output folder"),
     ],
 )

@@ -14,15 +14,19 @@ One module per concern:
     zerogpu    gpu_seconds_estimate (the GPU time a ZeroGPU call reserves)
     generate   run_generation, GenerationResult (one generation, start to files)
     launch     env_defaults, build_arg_parser (command line and environment variables)
+    boundary   as_service_error (any exception as a titled sentence; unexpected ones logged with a reference)
 
 Nothing here imports Gradio, so all of it is tested directly. `app.py` builds the page and
 translates `ServiceError` into `gr.Error`. The names below are the package's interface:
 `from fashionflow import service; service.validate_settings(...)`.
 """
 
+from .boundary import as_service_error
 from .cancel import CancelToken
 from .errors import (
+    DiskFullError,
     GenerationCancelled,
+    InternalError,
     ModelUnavailableError,
     OutOfMemoryError,
     PhotoError,
@@ -57,6 +61,8 @@ __all__ = [
     "ZEROGPU_OVERHEAD_SECONDS",
     "ZEROGPU_SECONDS_PER_FRAME_STEP",
     "CancelToken",
+    "DiskFullError",
+    "InternalError",
     "GenerationCancelled",
     "GenerationResult",
     "GenerationSettings",
@@ -70,6 +76,7 @@ __all__ = [
     "ProgressReport",
     "ServiceError",
     "SettingsError",
+    "as_service_error",
     "build_arg_parser",
     "default_output_dir",
     "env_defaults",

@@ -27,3 +27,17 @@ class OutOfMemoryError(ServiceError):
 
 class GenerationCancelled(ServiceError):
     title = "Cancelled"
+
+
+class DiskFullError(ServiceError):
+    title = "Disk full"
+
+
+class InternalError(ServiceError):
+    """Something unexpected; the message quotes `reference`, which the log has beside the details."""
+
+    title = "Internal error"
+
+    def __init__(self, message: str, reference: str):
+        super().__init__(message)
+        self.reference = reference

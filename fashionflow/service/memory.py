@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import gc
-import re
 
+from ..errors import is_out_of_memory  # noqa: F401  (one definition, shared with the command line)
 from .settings import GenerationSettings
-
-_MEMORY_ERROR = re.compile(
-    r"out of memory|can't allocate memory|cannot allocate memory|not enough memory|failed to allocate", re.I
-)
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """CUDA / MPS / CPU allocation failures, whichever way they surface."""
-    import torch
-
-    if isinstance(error, (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))):
-        return True
-    return isinstance(error, RuntimeError) and bool(_MEMORY_ERROR.search(str(error)))
 
 
 def out_of_memory_message(settings: GenerationSettings, device: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import PIL.Image
 
 from ..image import FIT_MODES, ImageInputError, frame_image, load_image
-from .errors import PhotoError
+from .errors import OutOfMemoryError, PhotoError
 from .model import ModelState
 from .settings import choice
 
@@ -29,6 +29,8 @@ def read_photo(photo: Any) -> PIL.Image.Image:
     try:
         return load_image(photo)
     except ImageInputError as error:
+        if error.reason == "out-of-memory":
+            raise OutOfMemoryError(str(error)) from None
         raise PhotoError(str(error)) from None
 
 

@@ -1,0 +1,64 @@
+"""Evaluation: FVD and video IS exactly as StyleGAN-V defines them (which is what the FashionFlow
+authors measured with), per-frame SSIM / PSNR / LPIPS, and the paper's test protocol.
+
+One module per concern: `videos` (reading files and frame folders), `clips` (which 16 frames),
+`detectors` (TorchScript I3D / C3D, fetched and cached), `statistics` (float64 mean and biased
+covariance), `scores` (Frechet distance, inception score), `frame_metrics` (paired per-frame
+metrics), `registry` (metric names and protocols), `evaluator` (putting them together: `evaluate()`) and
+`protocol` (generating one video per test video).
+"""
+
+# Imported on first use (PEP 562), so that the command line's `--help` does not load torch.
+_LAZY = {
+    **dict.fromkeys(
+        ["C3D", "DETECTORS", "I3D", "DetectorUnavailableError", "fetch_detector", "load_detector"], ".detectors"
+    ),
+    **dict.fromkeys(
+        ["EvaluationSettings", "MetricUnavailableError", "evaluate", "format_table", "write_report"], ".evaluator"
+    ),
+    **dict.fromkeys(["ProtocolSettings", "generate_test_videos", "video_seed"], ".protocol"),
+    **dict.fromkeys(["DEFAULT_METRICS", "METRICS", "protocol_name"], ".registry"),
+    **dict.fromkeys(["frechet_distance", "inception_score"], ".scores"),
+    "FeatureStatistics": ".statistics",
+    **dict.fromkeys(["NoVideosError", "VideoReadError", "find_videos"], ".videos"),
+}
+
+__all__ = [
+    "C3D",
+    "DEFAULT_METRICS",
+    "DETECTORS",
+    "I3D",
+    "METRICS",
+    "DetectorUnavailableError",
+    "EvaluationSettings",
+    "FeatureStatistics",
+    "MetricUnavailableError",
+    "NoVideosError",
+    "ProtocolSettings",
+    "VideoReadError",
+    "evaluate",
+    "fetch_detector",
+    "find_videos",
+    "format_table",
+    "frechet_distance",
+    "generate_test_videos",
+    "inception_score",
+    "load_detector",
+    "protocol_name",
+    "video_seed",
+    "write_report",
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

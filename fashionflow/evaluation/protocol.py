@@ -1,0 +1,211 @@
+"""The paper's test protocol, generation half: one generated video per test video.
+
+For every test video: its first frame is the still (fitted to the model's frame as in
+generation), and the model makes a video of the same length (rounded down to the U-Net's frame
+multiple) with a seed derived from a base seed and the video's name, so every video has its own
+noise and a rerun, or a run on another number of GPUs, makes the same videos. Videos already in
+the output folder are skipped (resumable). Several processes (`accelerate launch`, or `torchrun`)
+split the remaining videos with accelerate's `split_between_processes`; each writes its own files
+and a `manifest-<rank>.jsonl`, merged into `manifest.jsonl` by the main process at the end.
+The generated folder then goes through `evaluate` against the test videos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..image import DEFAULT_FIT, ImageInputError
+from ..pipeline import DEFAULT_DECODE_CHUNK_SIZE
+from ..schedulers import DEFAULT_SAMPLER, default_steps
+from ..video import DEFAULT_FPS, export_video
+from .registry import GENERATED_FORMATS
+from .videos import VideoReadError, find_videos
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    sampler: str = DEFAULT_SAMPLER
+    steps: int | None = None  # default: the sampler's
+    seed: int = 0  # base seed; each video's seed is derived from it and the video's name
+    fit: str = DEFAULT_FIT
+    frames: int | None = None  # None: the test video's length
+    decode_chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE
+    output_format: str = "frames"
+    fps: int = DEFAULT_FPS  # for mp4 output
+    overwrite: bool = False
+
+
+def video_seed(base_seed: int, name: str) -> int:
+    """A seed below 2**31 for the video `name`, the same on every run and every process."""
+    digest = hashlib.sha256(f"{base_seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 2**31
+
+
+def generated_path(output_dir: Path, name: str, output_format: str) -> Path:
+    return output_dir / (name if output_format == "frames" else f"{name}.mp4")
+
+
+def generate_test_videos(
+    model: str,
+    test_videos: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    settings: ProtocolSettings = ProtocolSettings(),
+    device: str | None = None,
+    dtype: str | None = None,
+    attention: str = "auto",
+    cpu_offload: bool = False,
+    show_progress: bool = True,
+) -> dict | None:
+    """Generate the missing videos of the protocol; on the main process return a summary
+    (videos made, skipped, failed; the merged manifest), elsewhere None."""
+    from accelerate import PartialState
+
+    from ..loading import load_pipeline
+
+    if settings.output_format not in GENERATED_FORMATS:
+        raise ValueError(f"output_format must be one of {GENERATED_FORMATS}; got {settings.output_format!r}.")
+    state = PartialState(cpu=not torch.cuda.is_available())
+    folder = find_videos(test_videos, "test")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    by_name = folder.by_name()
+    names = sorted(by_name)
+    if not settings.overwrite:
+        _refuse_other_settings(output_dir, model, settings)
+    todo = [
+        n for n in names if settings.overwrite or not generated_path(output_dir, n, settings.output_format).exists()
+    ]
+    state.wait_for_everyone()  # every process has listed the work before any writes a video
+
+    with state.split_between_processes(todo) as mine:
+        pipeline = None
+        manifest = output_dir / f"manifest-{state.process_index}.jsonl"
+        bar = tqdm(mine, desc=f"generating (process {state.process_index})", unit="video", disable=not show_progress)
+        for name in bar:
+            if pipeline is None:
+                pipeline = load_pipeline(model, device or str(state.device), dtype, attention, cpu_offload)
+                pipeline.set_progress_bar_config(disable=True)
+            record = _generate_one(pipeline, model, by_name[name], output_dir, settings)
+            record["process"] = state.process_index
+            with open(manifest, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            bar.set_postfix_str(f"{name}: {'error' if 'error' in record else record['frames']}")
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    records = _merge_manifests(output_dir)
+    made = [r for r in records.values() if "error" not in r and r["video"] in todo]
+    failed = {r["video"]: r["error"] for r in records.values() if "error" in r and r["video"] in todo}
+    return {
+        "test_videos": len(names),
+        "already_made": len(names) - len(todo),
+        "made": len(made),
+        "failed": failed,
+        "processes": state.num_processes,
+        "output_dir": str(output_dir),
+        "settings": {**asdict(settings), "model": str(model)},
+    }
+
+
+def _run_settings(model: str, settings: ProtocolSettings) -> dict:
+    """What a generated video depends on besides its test video: a folder mixing two of these is refused."""
+    return {
+        "model": str(model),
+        "sampler": settings.sampler,
+        "steps": settings.steps or default_steps(settings.sampler),
+        "fit": settings.fit,
+        "base_seed": settings.seed,
+        "video_frames": settings.frames,
+    }
+
+
+def _refuse_other_settings(output_dir: Path, model: str, settings: ProtocolSettings) -> None:
+    manifest = output_dir / "manifest.jsonl"
+    if not manifest.is_file():
+        return
+    wanted = _run_settings(model, settings)
+    for line in manifest.read_text().splitlines():
+        record = json.loads(line) if line.strip() else {}
+        different = {k: record[k] for k in wanted if k in record and record[k] != wanted[k]}
+        if different and "error" not in record:
+            raise ValueError(
+                f"{output_dir} holds videos made with other settings ({record['video']}: "
+                + ", ".join(f"{k}={v!r}, not {wanted[k]!r}" for k, v in different.items())
+                + "). Use another --generated folder, or --overwrite to remake every video."
+            )
+
+
+def _generate_one(pipeline, model: str, video, output_dir: Path, settings: ProtocolSettings) -> dict:
+    record = {"video": video.name, **_run_settings(model, settings)}
+    multiple = pipeline.unet.frame_multiple
+    try:
+        first = next(video.iter_frames(), None)
+        if first is None:
+            raise VideoReadError(f"{video.path} has no frames.")
+        length = settings.frames or video.num_frames()
+        length -= length % multiple
+        if length < multiple:
+            raise VideoReadError(f"{video.path} is too short to make a video of at least {multiple} frames.")
+        seed = video_seed(settings.seed, video.name)
+        result = pipeline(
+            Image.fromarray(first),
+            num_frames=length,
+            sampler=settings.sampler,
+            num_inference_steps=record["steps"],
+            fit=settings.fit,
+            generator=torch.Generator().manual_seed(seed),
+            decode_chunk_size=settings.decode_chunk_size,
+            output_type="pil",
+        )
+        path = _write_generated(
+            result.frames[0], generated_path(output_dir, video.name, settings.output_format), settings
+        )
+    except (VideoReadError, ImageInputError) as error:
+        return {**record, "error": str(error)}
+    return {**record, "seed": seed, "frames": length, "output": path.name}
+
+
+def _write_generated(frames: list[Image.Image], path: Path, settings: ProtocolSettings) -> Path:
+    """A frame folder or an mp4 that appears complete or not at all."""
+    if settings.output_format == "mp4":
+        return export_video(frames, path, settings.fps)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
+    try:
+        for index, frame in enumerate(frames):
+            frame.save(staging / f"{index:05d}.png")
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return path
+
+
+def _merge_manifests(output_dir: Path) -> dict[str, dict]:
+    """manifest.jsonl (earlier runs) + manifest-<rank>.jsonl (this run) -> manifest.jsonl, one line per video."""
+    merged = output_dir / "manifest.jsonl"
+    records: dict[str, dict] = {}
+    sources = ([merged] if merged.exists() else []) + sorted(output_dir.glob("manifest-*.jsonl"))
+    for source in sources:
+        for line in source.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                records[record["video"]] = record
+    descriptor, partial = tempfile.mkstemp(dir=output_dir, prefix=".manifest-", suffix=".jsonl")
+    with os.fdopen(descriptor, "w") as f:
+        f.writelines(json.dumps(records[name]) + "\n" for name in sorted(records))
+    os.replace(partial, merged)
+    for source in output_dir.glob("manifest-*.jsonl"):
+        source.unlink()
+    return records
