@@ -193,6 +193,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         "model": args.model, "sampler": args.sampler, "steps": args.steps or default_steps(args.sampler),
         "frames": args.frames, "fit": args.fit,
         "fps": args.fps, "loop": args.loop, "decode_chunk_size": args.decode_chunk_size,
+        "decoder": args.decoder,
     }  # fmt: skip
 
     if not several:  # one photo: its video, rewritten if it exists; no manifest
@@ -258,6 +259,7 @@ def _generator(args: argparse.Namespace, bars: bool, device: str | None = None):
     multiple = pipeline.unet.frame_multiple
     if args.frames % multiple:
         raise ValueError(f"--frames must be a multiple of {multiple} for this model; got {args.frames}.")
+    pipeline._decoder(args.decoder)  # --decoder tiny on a model without one: say so before any photo
     pipeline.set_progress_bar_config(disable=True)  # the stage bars below replace it
     print(f"Model: {describe_pipeline(pipeline, args.model)}")
     if args.model == TINY_RANDOM:
