@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--decoder",
         default="full",
         choices=DECODERS,
-        help="full: the VAE's decoder, for final videos (default); tiny: TAESD, a quick preview decoded ~10x faster",
+        help="full: the VAE's decoder, for final videos (default); tiny: TAESD, a quick preview decoded ~8x faster",
     )
     generate.add_argument(
         "--compile",

@@ -61,8 +61,8 @@ class FashionFlowPipeline(DiffusionPipeline):
     Components: `vae` (AutoencoderKL, Stable Diffusion v1-4), `image_encoder` (CLIPVisionModel,
     ViT-B/32) with its `feature_extractor`, `unet` (FashionFlowUNet), `adapter` (ConditionAdapter)
     and `scheduler` (the noise schedule; `sampler` picks the sampling algorithm per call).
-    Optional: `tiny_vae` (AutoencoderTiny with TAESD weights), a decoder about ten times faster
-    than the VAE's, for quick previews (`decoder="tiny"`); the VAE stays the one for final videos.
+    Optional: `tiny_vae` (AutoencoderTiny with TAESD weights), a decoder about eight times faster
+    than the VAE's on a CPU, for quick previews (`decoder="tiny"`); final videos use the VAE.
 
     Config:
         clip_preprocessing: "published-checkpoint" feeds CLIP the way the published checkpoint
