@@ -201,35 +201,42 @@ class FashionFlowApp:
 
     # generating ------------------------------------------------------------------------------------------------
 
-    def check_request(self, photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk) -> tuple:
+    def check_request(
+        self, photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk, quick_preview=False
+    ) -> tuple:
         """Generate pressed on the page: problems are shown beside their cause (by `show_problem`)
         and stop here; otherwise Generate turns busy and the status line starts following the job."""
         try:
-            self._checked(photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk)
+            self._checked(photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk, quick_preview)
         except service.ServiceError as error:
             raise gr.Error(str(error), title=error.title, visible=False, print_exception=False) from None
         busy = gr.Button(value="Generating…", interactive=False)
         return busy, gr.Timer(active=True), _job_html("Starting…", 0.0), "", ""
 
-    def show_problem(self, photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk) -> tuple:
+    def show_problem(
+        self, photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk, quick_preview=False
+    ) -> tuple:
         """What stopped Generate, beside the photo or the settings. Returns (photo message, settings message)."""
         try:
-            self._checked(photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk)
+            self._checked(photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk, quick_preview)
         except service.PhotoError as error:
             return _message_html(str(error)), ""
         except service.ServiceError as error:
             return gr.skip(), _message_html(str(error))
         return gr.skip(), gr.skip()
 
-    def _checked(self, photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk):
+    def _checked(self, photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk, quick_preview):
         """The request as `generate` will take it, or the `ServiceError` it will give."""
-        settings = self._settings(fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk)
+        settings = self._settings(
+            fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk, quick_preview
+        )
+        self.model.require_decoder(settings.decoder)
         try:
             return settings, service.read_photo(photo)
         except Exception as error:
             raise service.as_service_error(error, "reading the photo") from None
 
-    def _settings(self, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk):
+    def _settings(self, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, chunk, quick_preview=False):
         self.model.require()
         return service.validate_settings(
             fit=fit,
@@ -241,6 +248,7 @@ class FashionFlowApp:
             fps=fps,
             loop=loop,
             decode_chunk_size=chunk,
+            quick_preview=quick_preview,
         )
 
     async def generate(
@@ -256,14 +264,16 @@ class FashionFlowApp:
         loop: bool,
         decode_chunk_size: int,
         request: gr.Request,
+        quick_preview: bool = False,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the tracker by this default)
     ) -> tuple:
         """Make a video from `photo`: returns the video, MP4 and GIF downloads, the seed used and a summary."""
         session = getattr(request, "session_hash", None)
         try:
             settings = self._settings(
-                fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, decode_chunk_size
+                fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, decode_chunk_size, quick_preview
             )
+            self.model.require_decoder(settings.decoder)
             # Off the event loop: reading a large photo takes a while, and other requests go on meanwhile.
             image = await asyncio.to_thread(service.read_photo, photo)
             job_dir = self.store.new_job()
@@ -586,6 +596,13 @@ def build_demo(app: FashionFlowApp, output_ttl: int = 3600, examples: list[Path]
                         info="Lower it if the server runs out of memory; higher is faster on a GPU.",
                         elem_id="decode-chunk-size",
                     )  # fmt: skip
+                    # A model still being prepared gets its tiny decoder with the download: leave it on then.
+                    no_tiny_decoder = model.ready and not model.has_quick_preview
+                    quick_preview = gr.Checkbox(
+                        value=False, label="Quick preview: decode with the tiny decoder (much faster, softer details)",
+                        info="This model has no tiny decoder." if no_tiny_decoder else "For a first look; turn it off for the final video.",
+                        interactive=not no_tiny_decoder, elem_id="quick-preview",
+                    )  # fmt: skip
             with gr.Column(scale=1):
                 video = gr.Video(
                     label="Video", autoplay=True, loop=True, interactive=False, height=480, elem_id="video"
@@ -599,6 +616,7 @@ def build_demo(app: FashionFlowApp, output_ttl: int = 3600, examples: list[Path]
         outputs = [video, mp4_button, gif_button, seed, summary]
         estimate_inputs = [sampler, steps, num_frames, fps, loop, decode_chunk_size]
         request_inputs = [photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, decode_chunk_size]
+        request_inputs.append(quick_preview)  # added later: /generate's parameters only ever grow at the end
         # Example results are cached only for trained weights: the tiny-random model's videos
         # are noise (caching would present noise as what the app does), and without weights
         # there is nothing to run. Lazily, on first click: caching all at start-up would run

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Only light modules here (no torch, no diffusers): `--help` answers at once.
     from .defaults import (
         ATTENTION_BACKENDS,
-        DEFAULT_DECODE_CHUNK_SIZE,
+        DECODERS,
         DEFAULT_NUM_FRAMES,
         DEFAULT_SAMPLER,
         DTYPE_NAMES,
@@ -109,13 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--decode-chunk-size",
         type=_whole_number(1),
-        default=DEFAULT_DECODE_CHUNK_SIZE,
-        help="frames per VAE decode call",
+        help="frames per decoder call (default: chosen from the device and its free memory)",
     )
     generate.add_argument(
         "--cpu-offload", action="store_true", help="keep models on the CPU until used (saves GPU memory)"
     )
     generate.add_argument("--overwrite", action="store_true", help="in a batch, also redo photos that have a video")
+    # speed (issue 11)
+    generate.add_argument(
+        "--decoder",
+        default="full",
+        choices=DECODERS,
+        help="full: the VAE's decoder, for final videos (default); tiny: TAESD, a quick preview decoded ~8x faster",
+    )
+    generate.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the U-Net and decoders (GPU; the first video of each size pays the compilation)",
+    )
     generate.set_defaults(run=_run_generate)
 
     download = commands.add_parser(
@@ -138,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"downloads are kept here (default: {DEFAULT_CACHE})"
     )
     download.add_argument("--force", action="store_true", help="replace an existing output folder")
+    download.add_argument(
+        "--no-tiny-decoder", action="store_true", help="skip the optional tiny decoder for quick previews (TAESD)"
+    )
+    download.add_argument("--tiny-decoder-from", type=Path, help="local copy of madebyollin/taesd instead of the Hub")
     download.set_defaults(run=_run_download)
 
     convert = commands.add_parser(
@@ -179,6 +194,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         "model": args.model, "sampler": args.sampler, "steps": args.steps or default_steps(args.sampler),
         "frames": args.frames, "fit": args.fit,
         "fps": args.fps, "loop": args.loop, "decode_chunk_size": args.decode_chunk_size,
+        "decoder": args.decoder,
     }  # fmt: skip
 
     if not several:  # one photo: its video, rewritten if it exists; no manifest
@@ -238,10 +254,13 @@ def _generator(args: argparse.Namespace, bars: bool, device: str | None = None):
     from .loading import describe_pipeline, load_pipeline
     from .tiny import TINY_RANDOM
 
-    pipeline = load_pipeline(args.model, device or args.device, args.dtype, args.attention, args.cpu_offload)
+    pipeline = load_pipeline(
+        args.model, device or args.device, args.dtype, args.attention, args.cpu_offload, compile=args.compile
+    )
     multiple = pipeline.unet.frame_multiple
     if args.frames % multiple:
         raise ValueError(f"--frames must be a multiple of {multiple} for this model; got {args.frames}.")
+    pipeline._decoder(args.decoder)  # --decoder tiny on a model without one: say so before any photo
     pipeline.set_progress_bar_config(disable=True)  # the stage bars below replace it
     print(f"Model: {describe_pipeline(pipeline, args.model)}")
     if args.model == TINY_RANDOM:
@@ -249,7 +268,7 @@ def _generator(args: argparse.Namespace, bars: bool, device: str | None = None):
 
     def generate(job) -> None:
         with _StageBars(enabled=bars) as stage_bars:
-            pipeline(
+            result = pipeline(
                 job.photo,
                 num_frames=args.frames,
                 sampler=args.sampler,
@@ -261,7 +280,10 @@ def _generator(args: argparse.Namespace, bars: bool, device: str | None = None):
                 fps=args.fps,
                 loop=args.loop,
                 progress=stage_bars.update,
+                decoder=args.decoder,
             )
+        if result.compile_seconds:
+            print(f"  compiled for this video size in {result.compile_seconds:.1f} s (once per size)")
 
     return generate
 
@@ -338,6 +360,8 @@ def _run_download(args: argparse.Namespace) -> int:
         checkpoint_sha256=args.sha256,
         cache_dir=args.cache_dir,
         force=args.force,
+        tiny_decoder=not args.no_tiny_decoder,
+        tiny_decoder_from=args.tiny_decoder_from,
     )
     print(f"FashionFlow pipeline ready in {folder} (sources and checksums: {folder / 'README.md'}).")
     print(f"Try it: python -m fashionflow generate PHOTO.jpg -o video.mp4 --model {folder}")

@@ -12,3 +12,4 @@ DEFAULT_SAMPLER = "dpm++"  # schedulers.DEFAULT_SAMPLER
 NUM_TRAIN_TIMESTEPS = 1000  # schedulers.NUM_TRAIN_TIMESTEPS: no sampler takes more steps
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # loading.DTYPES
 ATTENTION_BACKENDS = ("auto", "sdpa", "xformers")  # models.ATTENTION_BACKENDS
+DECODERS = ("full", "tiny")  # runtime.DECODERS (imported from here): the VAE's decoder, or TAESD for quick previews

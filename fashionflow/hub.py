@@ -1,7 +1,7 @@
 """Fetching the published FashionFlow weights and assembling a complete pipeline folder.
 
-`download_official_pipeline` fetches the Stable Diffusion v1-4 VAE (pinned revision) and CLIP
-ViT-B/32 from the Hugging Face Hub, the authors' checkpoint from their Dropbox link (resumable,
+`download_official_pipeline` fetches the Stable Diffusion v1-4 VAE (pinned revision), CLIP
+ViT-B/32 and (optional) the TAESD tiny decoder for quick previews from the Hugging Face Hub, the authors' checkpoint from their Dropbox link (resumable,
 sha256 recorded), converts the checkpoint, and writes a pipeline folder that loads offline.
 Every source can also be a local folder or file, for offline machines and for tests.
 The folder appears complete or not at all: it is assembled beside the target and renamed.
@@ -56,6 +56,15 @@ CLIP_SOURCE = HubSource(
     weights=("model.safetensors", "pytorch_model.bin"),
     licence="MIT",
     url="https://huggingface.co/openai/clip-vit-base-patch32",
+)
+TAESD_SOURCE = HubSource(  # optional: the tiny decoder for quick previews (pipeline component tiny_vae)
+    repo_id="madebyollin/taesd",
+    revision="main",  # the commit fetched is recorded in the model card
+    subfolder="",
+    files=("config.json",),
+    weights=("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
+    licence="MIT",
+    url="https://huggingface.co/madebyollin/taesd",
 )
 CHECKPOINT_URL = (
     "https://www.dropbox.com/scl/fi/p9fv7o3j7ti0yu2umsgmv/FashionFlow_checkpoint.pth"
@@ -366,12 +375,16 @@ def download_official_pipeline(
     hub_endpoint: str | None = None,
     force: bool = False,
     progress: DownloadProgress | None = None,
+    tiny_decoder: bool = True,
+    tiny_decoder_from: str | os.PathLike | None = None,
 ) -> Path:
     """Fetch everything the published model needs and write a complete pipeline folder.
 
     Args:
-        vae_from / clip_from: local copies of the Hub repositories (folders laid out as on the
-            Hub) to use instead of downloading.
+        vae_from / clip_from / tiny_decoder_from: local copies of the Hub repositories (folders
+            laid out as on the Hub) to use instead of downloading.
+        tiny_decoder: also fetch TAESD (madebyollin/taesd, MIT, ~10 MB), the optional decoder
+            for quick previews (`decoder="tiny"`).
         checkpoint: a local FashionFlow_checkpoint.pth to use instead of downloading it.
         checkpoint_sha256: the expected checksum of the checkpoint, when known.
         hub_endpoint: a Hugging Face Hub mirror (default: HF_ENDPOINT, else huggingface.co).
@@ -387,6 +400,17 @@ def download_official_pipeline(
     say = progress or (lambda what, done, total: None)
     vae_folder, vae_commit = fetch_hub_source(VAE_SOURCE, vae_from, cache_dir / "hub", hub_endpoint, progress)
     clip_folder, clip_commit = fetch_hub_source(CLIP_SOURCE, clip_from, cache_dir / "hub", hub_endpoint, progress)
+    taesd_folder = taesd_commit = None
+    if tiny_decoder:
+        try:
+            taesd_folder, taesd_commit = fetch_hub_source(
+                TAESD_SOURCE, tiny_decoder_from, cache_dir / "hub", hub_endpoint, progress
+            )
+        except DownloadError as error:
+            raise DownloadError(
+                f"{error}\nThe tiny decoder is optional (quick previews): pass --no-tiny-decoder to go without it, "
+                "or --tiny-decoder-from FOLDER with a copy of madebyollin/taesd."
+            ) from None
     if checkpoint is not None:
         checkpoint_path = Path(checkpoint)
         if not checkpoint_path.is_file():
@@ -406,9 +430,13 @@ def download_official_pipeline(
         FetchedSource("unet, adapter", "the authors' FashionFlow_checkpoint.pth", None, checkpoint_sha,
                       "not stated by the authors", str(checkpoint if checkpoint is not None else checkpoint_url)),
     ]  # fmt: skip
+    if taesd_folder is not None:
+        sources.append(FetchedSource("tiny_vae (optional, quick previews)", TAESD_SOURCE.repo_id,
+                                     taesd_commit or TAESD_SOURCE.revision, None, TAESD_SOURCE.licence,
+                                     str(tiny_decoder_from or TAESD_SOURCE.url)))  # fmt: skip
 
     say("Converting the checkpoint", 0, None)
-    pipeline = _assemble(vae_folder, clip_folder, checkpoint_path)
+    pipeline = _assemble(vae_folder, clip_folder, checkpoint_path, taesd_folder)
     say("Writing the model folder", 0, None)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}-"))
@@ -425,8 +453,8 @@ def download_official_pipeline(
     return output_dir
 
 
-def _assemble(vae_folder: Path, clip_folder: Path, checkpoint_path: Path):
-    from diffusers import AutoencoderKL
+def _assemble(vae_folder: Path, clip_folder: Path, checkpoint_path: Path, taesd_folder: Path | None = None):
+    from diffusers import AutoencoderKL, AutoencoderTiny
     from transformers import CLIPVisionModel
 
     from ._compat import clip_image_processor_class
@@ -440,8 +468,9 @@ def _assemble(vae_folder: Path, clip_folder: Path, checkpoint_path: Path):
         vae = AutoencoderKL.from_pretrained(vae_folder)
         image_encoder = CLIPVisionModel.from_pretrained(clip_folder)
         feature_extractor = clip_image_processor_class().from_pretrained(clip_folder)
+        tiny_vae = AutoencoderTiny.from_pretrained(taesd_folder) if taesd_folder is not None else None
     except (OSError, ValueError) as error:
-        raise DownloadError(f"The downloaded VAE / CLIP files could not be loaded: {error}") from None
+        raise DownloadError(f"The downloaded VAE / CLIP / TAESD files could not be loaded: {error}") from None
     return FashionFlowPipeline(
         vae=vae,
         image_encoder=image_encoder,
@@ -450,6 +479,7 @@ def _assemble(vae_folder: Path, clip_folder: Path, checkpoint_path: Path):
         adapter=adapter,
         scheduler=published_scheduler(),
         clip_preprocessing="published-checkpoint",
+        tiny_vae=tiny_vae,
     )
 
 
@@ -489,6 +519,9 @@ pipe = FashionFlowPipeline.from_pretrained("path/to/this/folder")
   licence for them. They were trained on the UBC Fashion dataset, whose terms are research use.
 - The VAE is Stable Diffusion v1-4's (CreativeML OpenRAIL-M: its use restrictions apply).
 - CLIP ViT-B/32 is OpenAI's (MIT).
+- The tiny decoder (`tiny_vae`, when listed above) is TAESD by Ollin Boer Bohan (MIT), a distilled
+  copy of the VAE's decoder: `decoder="tiny"` / `--decoder tiny` makes quick previews with it;
+  final videos use the VAE.
 
 ## Settings
 

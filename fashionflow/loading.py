@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .hub import DEFAULT_OUTPUT
+from .runtime import configure_cpu_threads
 from .tiny import TINY_RANDOM
 
 logger = logging.getLogger(__name__)
@@ -26,11 +27,21 @@ class WeightsNotFoundError(FileNotFoundError):
 
 
 def describe_pipeline(pipeline, name: str) -> str:
-    """One line for status displays: which weights, on which device, which attention kernel and precision."""
+    """One line for status displays: which weights, on which device, which attention kernel and precision,
+    and the settings chosen for this machine (CPU threads, frames per decoder call, decoders, compilation)."""
     label = " (untrained tiny model: its videos are noise)" if pipeline.config.untrained else ""
     dtype = str(pipeline.unet.dtype).removeprefix("torch.")
+    device = pipeline._execution_device
     offload = ", CPU offload" if getattr(pipeline, "_offload_device", None) is not None else ""
-    return f"{name}{label} on {pipeline._execution_device}{offload}, {dtype}, attention: {pipeline.attention_backend}"
+    line = f"{name}{label} on {device}{offload}, {dtype}, attention: {pipeline.attention_backend}"
+    if device.type == "cpu":
+        line += f", {torch.get_num_threads()} CPU threads"
+    chunk = pipeline.decode_chunk_size_for("full")
+    line += f", decoding {chunk} frame{'s' if chunk > 1 else ''} per call"
+    line += ", quick preview: tiny decoder" if "tiny" in pipeline.decoders else ", no tiny decoder"
+    if pipeline.compile_settings is not None:
+        line += f", {pipeline.compile_settings.describe()}"
+    return line
 
 
 def best_device() -> str:
@@ -54,11 +65,15 @@ def load_pipeline(
     dtype: str | torch.dtype | None = None,
     attention_backend: str = "auto",
     cpu_offload: bool = False,
+    compile: bool = False,
 ):
     """Load the pipeline `model` names and put it on `device` (best available by default).
 
     `model` is a pipeline folder (what `python -m fashionflow download` writes), a Hugging Face
     Hub repository id, or "tiny-random". Only weights are loaded, never code from the folder.
+    The precision defaults to bfloat16 on GPUs that have it (float16 on older ones, float32 on
+    CPUs); on a CPU, no more threads than usable cores. compile: torch.compile the U-Net and the
+    decoders (`FashionFlowPipeline.enable_compile`); each new video shape compiles once.
     """
     from .pipeline import FashionFlowPipeline
     from .tiny import build_tiny_pipeline
@@ -92,6 +107,8 @@ def load_pipeline(
         raise WeightsNotFoundError(missing_model_message(model))
 
     device = device or best_device()
+    if torch.device(device).type == "cpu" or cpu_offload:
+        configure_cpu_threads()
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else (dtype or default_dtype(device))
     pipeline.unet.set_attention_backend(attention_backend)
     if cpu_offload:
@@ -100,6 +117,8 @@ def load_pipeline(
     else:
         pipeline.to(device, torch_dtype)
     pipeline.set_progress_bar_config(leave=False)
+    if compile:
+        pipeline.enable_compile()
     return pipeline
 
 

@@ -13,15 +13,17 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers import AutoencoderKL, AutoencoderTiny, DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPVisionModel
 from transformers.image_processing_utils import BaseImageProcessor
 
+from .compile import CompileSettings, compile_pipeline, warm_up
 from .image import DEFAULT_FIT, FIT_MODES, ImageInput, frame_image, image_to_tensor, load_image
 from .models import ConditionAdapter, FashionFlowUNet
+from .runtime import DECODERS, choose_decode_chunk_size
 from .schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps, make_scheduler
 from .video import DEFAULT_FPS, MAX_FPS, MIN_FPS, VIDEO_FORMATS, boomerang, export_video
 
@@ -30,6 +32,8 @@ logger = logging.getLogger(__name__)
 CLIP_PREPROCESSING = ("published-checkpoint", "standard")
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 DEFAULT_NUM_FRAMES = 70
+# The pipeline picks the frames per decoder call from the device when given None
+# (fashionflow.runtime); 8 is the former fixed default, still where the app's slider starts.
 DEFAULT_DECODE_CHUNK_SIZE = 8
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -42,10 +46,13 @@ class FashionFlowPipelineOutput(BaseOutput):
         tensor of shape (batch, frames, height, width, 3) ("np") / (batch, frames, 3, height, width)
         ("pt") in [0, 1], or the latents (batch, 4, frames, h, w) ("latent").
     video_path: the video file written, when `output_path` was given.
+    compile_seconds: with `enable_compile`, the seconds this call spent compiling for its shapes
+        (0 once they were compiled); None when the pipeline is not compiled.
     """
 
     frames: list[list[PIL.Image.Image]] | np.ndarray | torch.Tensor
     video_path: Path | None = None
+    compile_seconds: float | None = None
 
 
 class FashionFlowPipeline(DiffusionPipeline):
@@ -54,6 +61,8 @@ class FashionFlowPipeline(DiffusionPipeline):
     Components: `vae` (AutoencoderKL, Stable Diffusion v1-4), `image_encoder` (CLIPVisionModel,
     ViT-B/32) with its `feature_extractor`, `unet` (FashionFlowUNet), `adapter` (ConditionAdapter)
     and `scheduler` (the noise schedule; `sampler` picks the sampling algorithm per call).
+    Optional: `tiny_vae` (AutoencoderTiny with TAESD weights), a decoder about eight times faster
+    than the VAE's on a CPU, for quick previews (`decoder="tiny"`); final videos use the VAE.
 
     Config:
         clip_preprocessing: "published-checkpoint" feeds CLIP the way the published checkpoint
@@ -63,7 +72,8 @@ class FashionFlowPipeline(DiffusionPipeline):
         untrained: marks a pipeline with random weights (the `tiny-random` one): output is noise.
     """
 
-    model_cpu_offload_seq = "image_encoder->adapter->unet->vae"
+    model_cpu_offload_seq = "image_encoder->adapter->unet->vae->tiny_vae"
+    _optional_components = ["tiny_vae"]
     _callback_tensor_inputs = ["latents"]
 
     def __init__(
@@ -76,6 +86,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         scheduler: SchedulerMixin,
         clip_preprocessing: str = "published-checkpoint",
         untrained: bool = False,
+        tiny_vae: AutoencoderTiny | None = None,
     ):
         super().__init__()
         if clip_preprocessing not in CLIP_PREPROCESSING:
@@ -87,9 +98,11 @@ class FashionFlowPipeline(DiffusionPipeline):
             unet=unet,
             adapter=adapter,
             scheduler=scheduler,
+            tiny_vae=tiny_vae,
         )
         self.register_to_config(clip_preprocessing=clip_preprocessing, untrained=untrained)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self._compile_settings: CompileSettings | None = None
 
     # facts about the loaded model ---------------------------------------------------------------------
 
@@ -103,6 +116,54 @@ class FashionFlowPipeline(DiffusionPipeline):
     def attention_backend(self) -> str:
         """The attention kernel the U-Net runs on the execution device: "sdpa" or "xformers"."""
         return self.unet.attention_backend_on(self._execution_device)
+
+    @property
+    def decoders(self) -> tuple[str, ...]:
+        """The decoders this pipeline holds: "full" (the VAE's), and "tiny" when it has a tiny_vae."""
+        return ("full", "tiny") if self.tiny_vae is not None else ("full",)
+
+    def decode_chunk_size_for(self, decoder: str = "full", num_frames: int | None = None) -> int:
+        """Frames per decoder call chosen from the execution device and its free memory now."""
+        height, width = self.frame_size
+        model = self._decoder(decoder)
+        return choose_decode_chunk_size(self._execution_device, decoder, height, width, model.dtype, num_frames)
+
+    # speed --------------------------------------------------------------------------------------------------------
+
+    def enable_compile(
+        self, mode: str | None = None, backend: str = "inductor", channels_last: bool | None = None
+    ) -> None:
+        """Compile the U-Net and the decoders with torch.compile for the fixed shapes of each request.
+
+        Call after moving the pipeline to its device. The first call of every new shape (frames,
+        batch, decoder chunk) pays the compilation, reported as `compile_seconds` in the output;
+        later calls of that shape run compiled. mode: "reduce-overhead" (default on CUDA: CUDA
+        graphs), "default" (default elsewhere), "max-autotune" (slow to compile, fastest kernels)
+        or "max-autotune-no-cudagraphs". channels_last: NHWC decoder convolutions (default on CUDA).
+        """
+        if self._compile_settings is None:
+            self._compile_settings = compile_pipeline(self, mode, backend, channels_last)
+
+    @property
+    def compile_settings(self) -> CompileSettings | None:
+        return self._compile_settings
+
+    def _uses_cuda_graphs(self) -> bool:
+        settings = self._compile_settings
+        return settings is not None and settings.backend == "inductor" and settings.mode in (
+            "reduce-overhead", "max-autotune"
+        )  # fmt: skip
+
+    def _decoder(self, decoder: str) -> AutoencoderKL | AutoencoderTiny:
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}.")
+        if decoder == "tiny" and self.tiny_vae is None:
+            raise ValueError(
+                "This pipeline has no tiny decoder (tiny_vae) for quick previews: its folder was made without one. "
+                "`python -m fashionflow download --force` adds it (madebyollin/taesd, about 10 MB; finished downloads "
+                'are reused), or use the full decoder (decoder="full", --decoder full).'
+            )
+        return self.vae if decoder == "full" else self.tiny_vae
 
     # the steps of __call__, usable one by one ----------------------------------------------------------------
 
@@ -175,16 +236,36 @@ class FashionFlowPipeline(DiffusionPipeline):
     def decode_latents(
         self,
         latents: torch.Tensor,
-        chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE,
+        chunk_size: int | None = None,
         progress: ProgressCallback | None = None,
+        decoder: str = "full",
     ) -> torch.Tensor:
-        """Latents (b, 4, f, h, w) -> frames (b, f, 3, H, W) in [0, 1], decoding `chunk_size` frames per VAE call."""
+        """Latents (b, 4, f, h, w) -> frames (b, f, 3, H, W) in [0, 1], decoding `chunk_size` frames per call.
+
+        decoder: "full" (the VAE's) or "tiny" (TAESD, for quick previews). chunk_size None: chosen
+        from the device and its free memory (`decode_chunk_size_for`).
+        """
+        model = self._decoder(decoder)
         b, _, f, _, _ = latents.shape
-        flat = (latents / self.vae.config.scaling_factor).permute(0, 2, 1, 3, 4).flatten(0, 1)  # (b f) c h w
+        if chunk_size is None:
+            chunk_size = self.decode_chunk_size_for(decoder, b * f)
+        # Both decoders follow diffusers' conventions: they take latents / their scaling_factor
+        # (TAESD's is 1.0: it works on the scaled latents the U-Net denoises, ours = VAE latents
+        # * 0.18215) and return the SD VAE's output range. This model's VAE reads and writes
+        # pixels in [0, 1] within that range, and TAESD imitates the VAE's decoder, so both
+        # outputs are [0, 1] pixels as they come.
+        flat = (latents / model.config.scaling_factor).permute(0, 2, 1, 3, 4).flatten(0, 1)  # (b f) c h w
         frames = []
         for start in range(0, flat.shape[0], chunk_size):
-            chunk = flat[start : start + chunk_size].to(self._execution_device, self.vae.dtype)
-            frames.append(self.vae.decode(chunk).sample.float().clamp(0, 1).cpu())
+            # contiguous: a compiled decoder is specialised to one memory layout as well as one shape
+            chunk = flat[start : start + chunk_size].to(self._execution_device, model.dtype).contiguous()
+            count = chunk.shape[0]
+            if self._compile_settings is not None and count < chunk_size:
+                # a compiled decoder has one shape: fill the last chunk up with copies of its last frame
+                chunk = torch.cat((chunk, chunk[-1:].expand(chunk_size - count, -1, -1, -1)))
+            if self._uses_cuda_graphs():
+                torch.compiler.cudagraph_mark_step_begin()
+            frames.append(model.decode(chunk).sample[:count].float().clamp(0, 1).cpu())
             if progress is not None:
                 progress("decode", min(start + chunk_size, flat.shape[0]), flat.shape[0])
         return torch.cat(frames).unflatten(0, (b, f))
@@ -201,7 +282,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         fit: str = DEFAULT_FIT,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
-        decode_chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE,
+        decode_chunk_size: int | None = None,
         output_type: str = "pil",
         output_path: str | os.PathLike | None = None,
         fps: int = DEFAULT_FPS,
@@ -210,6 +291,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         progress: ProgressCallback | None = None,
         return_dict: bool = True,
+        decoder: str = "full",
     ) -> FashionFlowPipelineOutput | tuple:
         """Make a video of the person in `image`.
 
@@ -222,13 +304,16 @@ class FashionFlowPipeline(DiffusionPipeline):
             fit: how the photo fills the portrait frame: "pad", "crop" or "stretch" (the authors').
             generator: seeds the VAE latent samples and the noise (a CPU generator gives the same
                 noise on every device).
-            decode_chunk_size: frames per VAE decoder call; lower it to save memory.
+            decode_chunk_size: frames per decoder call; lower it to save memory. Default: chosen
+                from the device and its free memory (1 or 2 on a CPU, up to 16 on a GPU).
             output_path: also write the video here (.mp4: H.264 yuv420p, or .gif).
             loop: write the video forward then backward, so that it loops seamlessly.
             callback_on_step_end: called as `(pipeline, step, timestep, tensors)` after every step;
                 may return replacements for the tensors it was given (diffusers convention).
             progress: called as `(stage, done, total)` for the stages "denoise", "decode" and
                 "export"; raising from it stops the generation (how the app cancels).
+            decoder: "full" (the VAE's decoder, for final videos) or "tiny" (TAESD: a quick preview
+                at a fraction of the decoding time, with softer details).
         """
         # 0. Defaults
         if num_inference_steps is None:
@@ -238,9 +323,14 @@ class FashionFlowPipeline(DiffusionPipeline):
         # 1. Check inputs
         self.check_inputs(
             images, num_frames, sampler, num_inference_steps, fit, decode_chunk_size, output_type, output_path, fps,
-            callback_on_step_end_tensor_inputs,
+            callback_on_step_end_tensor_inputs, decoder,
         )  # fmt: skip
         self._upcast_vae_if_needed()
+        if decode_chunk_size is None and output_type != "latent":
+            decode_chunk_size = self.decode_chunk_size_for(decoder, len(images) * num_frames)
+        compile_seconds = None
+        if self._compile_settings is not None:
+            compile_seconds = warm_up(self, len(images), num_frames, decoder, decode_chunk_size)
 
         # 2. Prepare the still images
         stills = [self.prepare_image(photo, fit) for photo in images]
@@ -263,10 +353,14 @@ class FashionFlowPipeline(DiffusionPipeline):
 
         # 6. Denoise; frame 0 goes back to the clean latent after every step
         unet_dtype = self.unet.dtype
+        context = context.to(unet_dtype).contiguous()  # one layout: a compiled U-Net is specialised to it
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
                 model_input = scheduler.scale_model_input(latents, t).to(unet_dtype)
-                noise_pred = self.unet(model_input, t, context.to(unet_dtype)).sample.float()
+                if self._uses_cuda_graphs():
+                    torch.compiler.cudagraph_mark_step_begin()
+                # a float32 copy: with CUDA graphs the next step overwrites the U-Net's output buffer
+                noise_pred = self.unet(model_input, t, context).sample.to(torch.float32, copy=True)
                 latents = scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
                 latents[:, :, 0] = first_frame_latents
 
@@ -282,7 +376,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         if output_type == "latent":
             frames = latents
         else:
-            video = self.decode_latents(latents, decode_chunk_size, progress)  # (b, f, 3, H, W)
+            video = self.decode_latents(latents, decode_chunk_size, progress, decoder)  # (b, f, 3, H, W)
             frames = self._postprocess(video, output_type)
 
         # 8. Export
@@ -298,11 +392,11 @@ class FashionFlowPipeline(DiffusionPipeline):
         self.maybe_free_model_hooks()
         if not return_dict:
             return (frames, video_path)
-        return FashionFlowPipelineOutput(frames=frames, video_path=video_path)
+        return FashionFlowPipelineOutput(frames=frames, video_path=video_path, compile_seconds=compile_seconds)
 
     def check_inputs(
         self, images, num_frames, sampler, num_inference_steps, fit, decode_chunk_size, output_type, output_path, fps,
-        callback_on_step_end_tensor_inputs,
+        callback_on_step_end_tensor_inputs, decoder="full",
     ) -> None:  # fmt: skip
         if not images or any(photo is None for photo in images):
             raise ValueError("No photo was given.")
@@ -316,8 +410,12 @@ class FashionFlowPipeline(DiffusionPipeline):
             raise ValueError(f"num_inference_steps must be between 1 and {train_steps}; got {num_inference_steps!r}.")
         if fit not in FIT_MODES:
             raise ValueError(f"Unknown fit {fit!r}; choose one of: {', '.join(FIT_MODES)}.")
-        if not isinstance(decode_chunk_size, int) or decode_chunk_size < 1:
-            raise ValueError(f"decode_chunk_size must be a positive integer; got {decode_chunk_size!r}.")
+        if decode_chunk_size is not None and (not isinstance(decode_chunk_size, int) or decode_chunk_size < 1):
+            raise ValueError(f"decode_chunk_size must be a positive integer or None; got {decode_chunk_size!r}.")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}.")
+        if output_type != "latent":
+            self._decoder(decoder)  # an unknown or absent decoder fails before any work
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}; got {output_type!r}.")
         if output_path is not None:

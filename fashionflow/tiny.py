@@ -33,12 +33,18 @@ TINY_VAE_CONFIG = dict(
     latent_channels=4,
     sample_size=128,
 )
+TINY_TAESD_CONFIG = dict(  # TAESD's layout (AutoencoderTiny), narrower and shallower
+    encoder_block_out_channels=(8, 8, 8, 8),
+    decoder_block_out_channels=(8, 8, 8, 8),
+    num_encoder_blocks=(1, 1, 1, 1),
+    num_decoder_blocks=(1, 1, 1, 1),
+)
 TINY_LATENT_SIZE = (16, 16)  # 128 x 128 pixel frames
 
 
 def build_tiny_pipeline(seed: int = 0):
     """A complete FashionFlowPipeline with tiny random models; the same weights for the same seed."""
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL, AutoencoderTiny
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     from ._compat import clip_image_processor_class
@@ -63,7 +69,10 @@ def build_tiny_pipeline(seed: int = 0):
             ),
             scheduler=published_scheduler(),
             untrained=True,
+            tiny_vae=AutoencoderTiny(**TINY_TAESD_CONFIG),  # made last: the other weights stay as they were
         )
-    for model in (pipeline.vae, pipeline.image_encoder, pipeline.unet, pipeline.adapter):
+    with torch.no_grad():  # random TAESD-like weights decode to black; centre them in [0, 1] (grey noise)
+        pipeline.tiny_vae.decoder.layers[-1].bias.fill_(0.75)
+    for model in (pipeline.vae, pipeline.image_encoder, pipeline.unet, pipeline.adapter, pipeline.tiny_vae):
         model.eval()  # as from_pretrained leaves them (the VAE decodes differently in training mode)
     return pipeline

@@ -126,17 +126,18 @@ def stand_in_server():
 
 CHECKPOINT_PATH = "/scl/fi/abc/FashionFlow_checkpoint.pth"
 CLIP_COMMIT = "3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268"
+TAESD_COMMIT = "73b7d1c8836d6c0d4a7ef8ee4d4d2e4f7a0e1c3b"
 
 
 def write_sources(root: Path) -> Path:
-    """Tiny copies of the Stable Diffusion VAE, CLIP and the authors' checkpoint under `root`."""
+    """Tiny copies of the Stable Diffusion VAE, CLIP, TAESD and the authors' checkpoint under `root`."""
     import torch
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL, AutoencoderTiny
     from transformers import CLIPConfig, CLIPModel
 
     from fashionflow._compat import clip_image_processor_class
     from fashionflow.convert import rename_adapter_key, rename_unet_key
-    from fashionflow.tiny import TINY_CLIP_CONFIG, TINY_VAE_CONFIG, build_tiny_pipeline
+    from fashionflow.tiny import TINY_CLIP_CONFIG, TINY_TAESD_CONFIG, TINY_VAE_CONFIG, build_tiny_pipeline
 
     torch.manual_seed(0)
     # Stable Diffusion repo: only the pickled .bin, as in older revisions
@@ -150,6 +151,8 @@ def write_sources(root: Path) -> Path:
     clip_image_processor_class()(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
         root / "clip"
     )
+    # madebyollin/taesd: an AutoencoderTiny with its config and safetensors weights
+    AutoencoderTiny(**TINY_TAESD_CONFIG).save_pretrained(root / "taesd")
     # the authors' checkpoint: published key names, tiny shapes, with optimizer state
     tiny = build_tiny_pipeline(seed=1)
     checkpoint = {
@@ -163,8 +166,9 @@ def write_sources(root: Path) -> Path:
 
 def serve_sources(server: StandInServer, root: Path) -> str:
     """Put `write_sources(root)` on the stand-in Hub and file server; the checkpoint's URL."""
-    from fashionflow.hub import CLIP_SOURCE, VAE_SOURCE
+    from fashionflow.hub import CLIP_SOURCE, TAESD_SOURCE, VAE_SOURCE
 
     server.add_repo(VAE_SOURCE.repo_id, root / "sd", commit=VAE_SOURCE.revision, revisions=())
     server.add_repo(CLIP_SOURCE.repo_id, root / "clip", commit=CLIP_COMMIT)
+    server.add_repo(TAESD_SOURCE.repo_id, root / "taesd", commit=TAESD_COMMIT)
     return server.add_file(CHECKPOINT_PATH, (root / "FashionFlow_checkpoint.pth").read_bytes())

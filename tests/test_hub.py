@@ -5,12 +5,15 @@ import json
 
 import huggingface_hub.constants
 import pytest
+import torch
+from diffusers import AutoencoderTiny
 from PIL import Image
-from stand_ins import CHECKPOINT_PATH, CLIP_COMMIT, serve_sources, stand_in_server, write_sources
+from stand_ins import CHECKPOINT_PATH, CLIP_COMMIT, TAESD_COMMIT, serve_sources, stand_in_server, write_sources
 
 from fashionflow import FashionFlowPipeline
 from fashionflow.cli import main as cli_main
 from fashionflow.hub import (
+    TAESD_SOURCE,
     VAE_SOURCE,
     DownloadError,
     download_file,
@@ -69,6 +72,7 @@ def test_local_copies_instead_of_the_network(stand_ins, tmp_path):
         tmp_path / "out",
         vae_from=stand_ins / "sd",
         clip_from=stand_ins / "clip",
+        tiny_decoder_from=stand_ins / "taesd",
         checkpoint=stand_ins / "FashionFlow_checkpoint.pth",
         cache_dir=tmp_path / "cache",
     )
@@ -162,8 +166,63 @@ def test_an_incomplete_local_copy(tmp_path):
 
 def test_the_download_command(stand_ins, tmp_path, capsys):
     args = ["download", "-o", str(tmp_path / "out"), "--vae-from", str(stand_ins / "sd"), "--clip-from", str(stand_ins / "clip"),
+            "--tiny-decoder-from", str(stand_ins / "taesd"),
             "--checkpoint", str(stand_ins / "FashionFlow_checkpoint.pth"), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     assert cli_main(args) == 0
     assert "pipeline ready" in capsys.readouterr().out
     assert cli_main(args) == 2
     assert "--force" in capsys.readouterr().err
+
+
+# the optional tiny decoder (TAESD) -------------------------------------------------------------------------------
+
+
+def test_the_tiny_decoder_is_fetched_recorded_and_used(server, stand_ins, tmp_path):
+    out = download_official_pipeline(
+        tmp_path / "out", checkpoint_url=server.url + CHECKPOINT_PATH, cache_dir=tmp_path / "cache",
+        hub_endpoint=server.url,
+    )  # fmt: skip
+    assert ("GET", f"/{TAESD_SOURCE.repo_id}/resolve/main/diffusion_pytorch_model.safetensors", None) in server.requests
+    assert (out / "tiny_vae" / "diffusion_pytorch_model.safetensors").is_file()
+    sources = {s["name"]: s for s in json.loads((out / "fashionflow_sources.json").read_text())}
+    taesd = sources["tiny_vae (optional, quick previews)"]
+    assert (taesd["source"], taesd["revision"], taesd["licence"]) == ("madebyollin/taesd", TAESD_COMMIT, "MIT")
+    assert TAESD_COMMIT in (out / "README.md").read_text()
+
+    pipe = FashionFlowPipeline.from_pretrained(out)
+    assert pipe.decoders == ("full", "tiny")
+    expected = AutoencoderTiny.from_pretrained(stand_ins / "taesd").state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in pipe.tiny_vae.state_dict().items())
+    video = pipe(Image.new("RGB", (200, 260), "teal"), num_frames=4, num_inference_steps=2, output_type="pt",
+                 decoder="tiny").frames  # fmt: skip
+    assert video.shape == (1, 4, 3, 128, 128)
+
+
+def test_without_the_tiny_decoder(server, tmp_path, capsys):
+    out = download_official_pipeline(
+        tmp_path / "out", checkpoint_url=server.url + CHECKPOINT_PATH, cache_dir=tmp_path / "cache",
+        hub_endpoint=server.url, tiny_decoder=False,
+    )  # fmt: skip
+    assert not any(TAESD_SOURCE.repo_id in path for _, path, _ in server.requests)
+    assert not (out / "tiny_vae").exists() and "taesd" not in (out / "fashionflow_sources.json").read_text()
+    pipe = FashionFlowPipeline.from_pretrained(out)
+    assert pipe.tiny_vae is None and pipe.decoders == ("full",)
+    with pytest.raises(ValueError, match="no tiny decoder.*download --force"):
+        pipe(Image.new("RGB", (200, 260), "teal"), num_frames=4, num_inference_steps=2, decoder="tiny")
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (200, 260), "teal").save(photo)
+    args = ["generate", str(photo), "-o", str(tmp_path / "v.mp4"), "--model", str(out), "--frames", "4", "--steps", "1",
+            "--decoder", "tiny"]  # fmt: skip
+    assert cli_main(args) != 0
+    printed = capsys.readouterr()
+    assert "no tiny decoder" in printed.out + printed.err and not (tmp_path / "v.mp4").exists()
+
+
+def test_a_missing_tiny_decoder_names_the_way_around_it(server, tmp_path):
+    del server.hub[(TAESD_SOURCE.repo_id, "main")]
+    with pytest.raises(DownloadError, match="madebyollin/taesd(.|\n)*--no-tiny-decoder"):
+        download_official_pipeline(
+            tmp_path / "out", checkpoint_url=server.url + CHECKPOINT_PATH, cache_dir=tmp_path / "cache",
+            hub_endpoint=server.url,
+        )  # fmt: skip
+    assert not (tmp_path / "out").exists()

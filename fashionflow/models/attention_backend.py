@@ -26,11 +26,21 @@ def check_attention_backend(name: str) -> str:
     return name
 
 
-@functools.cache
+# device -> whether xformers works there. A plain dict rather than functools.cache: torch.compile
+# reads a dict without breaking the graph, so a compiled U-Net stays one graph once probed.
+_XFORMERS_WORKS: dict[torch.device, bool] = {}
+
+
 def xformers_works(device: torch.device) -> bool:
     """True when xformers imports and its memory-efficient attention matches SDPA on `device`."""
     if device.type != "cuda":
         return False
+    if device not in _XFORMERS_WORKS:
+        _XFORMERS_WORKS[device] = _probe_xformers(device)
+    return _XFORMERS_WORKS[device]
+
+
+def _probe_xformers(device: torch.device) -> bool:
     try:
         import xformers.ops as xops
     except Exception as error:  # ImportError, or a broken build that fails while importing

@@ -216,6 +216,23 @@ class FashionFlowUNet(ModelMixin, ConfigMixin):
         }
         return " + ".join(sorted(resolved))  # one name unless layers were set apart
 
+    # memory -----------------------------------------------------------------------------------
+
+    def enable_forward_chunking(self, chunk_size: int | None = None) -> None:
+        """Run the cross-attention blocks (token-wise) over chunks of `chunk_size` tokens; outputs
+        are unchanged. None (the default, on from the start) sizes chunks to 2**24 hidden values."""
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive number of tokens or None; got {chunk_size!r}.")
+        for module in self.modules():
+            if isinstance(module, CrossAttentionBlock):
+                module.chunk_size = chunk_size
+
+    def disable_forward_chunking(self) -> None:
+        """All tokens of a cross-attention block at once: more memory, no speed gained on the CPU."""
+        for module in self.modules():
+            if isinstance(module, CrossAttentionBlock):
+                module.chunk_size = 0
+
     # forward ----------------------------------------------------------------------------------
 
     def forward(

@@ -35,9 +35,10 @@ class GenerationResult:
         s = self.settings
         length = s.output_frames / s.fps
         loop = ", looping" if s.loop else ""
+        preview = " · quick preview (tiny decoder)" if s.decoder == "tiny" else ""
         summary = (
             f"Seed used: **{s.seed}** · {s.sampler}, {s.steps} steps · {s.output_frames} frames at {s.fps} fps "
-            f"({length:.1f} s{loop}) · made in {format_seconds(self.seconds).removeprefix('about ')}"
+            f"({length:.1f} s{loop}){preview} · made in {format_seconds(self.seconds).removeprefix('about ')}"
         )
         if self.untrained:
             summary = f"**{UNTRAINED_CAPTION}**\n\n{summary}"
@@ -97,6 +98,7 @@ def run_generation(
                 generator=torch.Generator().manual_seed(settings.seed),
                 decode_chunk_size=settings.decode_chunk_size,
                 progress=on_progress,
+                decoder=settings.decoder,
             )
             frames = output.frames[0]
             del output

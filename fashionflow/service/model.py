@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..loading import DEFAULT_MODEL, WeightsNotFoundError, describe_pipeline, load_pipeline
-from .errors import ModelUnavailableError
+from .errors import ModelUnavailableError, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,18 @@ class ModelState:
     def require(self) -> None:
         if not self.ready:
             raise ModelUnavailableError(self.error or f"The model {self.name} is not loaded.")
+
+    @property
+    def has_quick_preview(self) -> bool:
+        """Whether the model holds the tiny decoder that quick previews use."""
+        return self.ready and "tiny" in getattr(self.pipeline, "decoders", ("full",))
+
+    def require_decoder(self, decoder: str) -> None:
+        if decoder == "tiny" and not self.has_quick_preview:
+            raise SettingsError(
+                f"Quick preview needs the tiny decoder, which the model {self.name} does not have. Turn Quick preview "
+                "off, or add the decoder with `python -m fashionflow download --force` and restart the app."
+            )
 
     def status_markdown(self) -> str:
         """The page's status line: which weights, where, how; or exactly what to do."""

@@ -43,6 +43,7 @@ class GenerationSettings:
     loop: bool = False
     decode_chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE
     fit: str = DEFAULT_FIT
+    decoder: str = "full"  # "tiny": a quick preview through the TAESD decoder
 
     @property
     def output_frames(self) -> int:
@@ -92,6 +93,7 @@ def validate_settings(
     decode_chunk_size: Any = DEFAULT_DECODE_CHUNK_SIZE,
     limits: Limits = LIMITS,
     rng: random.Random | None = None,
+    quick_preview: Any = False,
 ) -> GenerationSettings:
     """Check what a page or API caller sent; raise `SettingsError` saying what is allowed.
 
@@ -126,6 +128,7 @@ def validate_settings(
         loop=loop,
         decode_chunk_size=decode_chunk_size,
         fit=fit,
+        decoder="tiny" if flag(quick_preview, "Quick preview") else "full",
     )
 
 
