@@ -519,6 +519,9 @@ SCROLL_TO_RESULT = "() => document.getElementById('video')?.scrollIntoView({beha
 def build_demo(app: FashionFlowApp, output_ttl: int = 3600, examples: list[Path] | None = None) -> gr.Blocks:
     """The page. Generations wait in the app's own queue (real places and waits), one at a time."""
     model, limits, defaults = app.model, service.LIMITS, service.GenerationSettings(seed=0)
+    # Frames decoded at once: the loaded pipeline's choice for this machine (1 on a CPU, where more
+    # costs gigabytes and gains nothing); a model still being prepared starts from the GPU default.
+    chunk_default = model.pipeline.decode_chunk_size_for() if model.ready else defaults.decode_chunk_size
     status = app.setup.status()
     examples = examples or [EXAMPLES_DIR / name for name in EXAMPLES]
     sweep_every = max(60, min(600, output_ttl // 4))
@@ -591,7 +594,7 @@ def build_demo(app: FashionFlowApp, output_ttl: int = 3600, examples: list[Path]
                         elem_id="loop",
                     )  # fmt: skip
                     decode_chunk_size = gr.Slider(
-                        1, limits.max_frames, value=defaults.decode_chunk_size, step=1,
+                        1, limits.max_frames, value=chunk_default, step=1,
                         label="Frames turned into pictures at once",
                         info="Lower it if the server runs out of memory; higher is faster on a GPU.",
                         elem_id="decode-chunk-size",
