@@ -2,6 +2,7 @@
 
     nice -n 10 python benchmarks/train_synthetic.py            # the full run (about 25 min on 2 cores)
     python benchmarks/train_synthetic.py --quick               # a 2-minute smoke run of every stage
+    nice -n 10 python benchmarks/train_synthetic.py --resume --train-minutes 20   # train the same run further
 
 Stages, all in-process and nothing downloaded:
 1. Synthetic clips (`fashionflow.training.synthetic`): a dressed figure turning and posing on a plain
@@ -17,6 +18,11 @@ Stages, all in-process and nothing downloaded:
 
 Output (default benchmarks/results/train_synthetic/): results.json, strip.png, trained/ and untrained/
 (pipeline folders, `--model` loads them), heldout_videos/ (the held-out real clips as MP4), samples/.
+
+`--resume` continues an earlier run in OUT instead of starting over: the same clips (re-synthesised from
+the recorded seed and checked against the MP4s written then), VAE, prepared data and run (`train
+--resume latest`, for `--train-minutes` more), then measures and draws the strip again. The data
+settings are the recorded ones; results.json adds up the training time over all sessions.
 """
 
 from __future__ import annotations
@@ -92,7 +98,14 @@ def parse_args() -> argparse.Namespace:
         help="torch CPU threads (default 1: on a shared machine 2 threads ran 6x slower)",
     )
     parser.add_argument("--quick", action="store_true", help="seconds per stage: a smoke run, numbers mean nothing")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output for --train-minutes more (same clips, VAE and data), then measure again",
+    )
     args = parser.parse_args()
+    if args.resume:
+        return args  # the data settings come from the earlier run's results.json
     if args.quick:
         args.train_videos, args.heldout_videos, args.vae_minutes, args.train_minutes = 8, 2, 0.3, 0.5
     return args
@@ -235,6 +248,14 @@ def motion_energy(video: np.ndarray) -> float:
     return float(np.abs(v[1:] - v[:-1]).mean())
 
 
+@torch.no_grad()
+def vae_round_trip(vae, video: np.ndarray) -> np.ndarray:
+    """Frames (f, H, W, 3) uint8 encoded (the distribution's mode) and decoded by the VAE: what it keeps of them."""
+    pixels = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255
+    decoded = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.clamp(0, 1)
+    return (decoded.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+
+
 def as_photo(frame: np.ndarray) -> Image.Image:
     """A frame as a photo the pipeline accepts: photos under 128 pixels are refused (too little detail for a
     shop photo), so small frames are enlarged 2x with nearest-neighbour; the pipeline fits them back down."""
@@ -259,14 +280,11 @@ def sample_videos(pipeline, stills, frames: int, steps: int, folder: Path) -> li
 # the run ------------------------------------------------------------------------------------------------------------
 
 
-def main() -> None:
-    args = parse_args()
-    torch.set_num_threads(args.threads)
-    out = args.output
+def start_run(args, out: Path, timings: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """Stages 1-3 of a fresh run: clips, VAE, untrained pipeline, prepared data. Returns (clips, VAE facts)."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    timings = {}
 
     t = time.perf_counter()
     clips = make_clips(args, out / "videos")
@@ -292,18 +310,68 @@ def main() -> None:
     prepare_dataset(out / "videos" / "heldout", data / "heldout", model=str(out / "untrained"), frames=args.frames,
                     seed=args.seed, show_progress=False)  # fmt: skip
     timings["prepare_s"] = time.perf_counter() - t
+    return clips, vae_facts
+
+
+def reopen_run(args, out: Path) -> tuple[dict[str, np.ndarray], dict, dict]:
+    """For --resume: the earlier run's settings (copied into args), its clips and its results.json."""
+    import av
+
+    missing = [p for p in ("results.json", "untrained", "data/train", "data/heldout", "run") if not (out / p).exists()]
+    if missing:
+        sys.exit(f"--resume: {out} lacks {', '.join(missing)}; run the benchmark without --resume first.")
+    earlier = json.loads((out / "results.json").read_text())
+    kept = ("train_videos", "heldout_videos", "video_frames", "frames", "batch_size", "learning_rate", "seed", "quick")
+    for name in kept:  # the clips, data and optimiser must be the earlier run's
+        setattr(args, name, earlier["settings"][name])
+    clips = {}
+    rng = np.random.default_rng(args.seed)  # make_clips' draws, in make_clips' order, without writing files
+    for split, count in (("train", args.train_videos), ("heldout", args.heldout_videos)):
+        for i in range(count):
+            clips[f"{split}-{i:04d}"] = synthetic_clip(rng, args.video_frames, FRAME, FRAME)
+    for name in (n for n in clips if n.startswith("heldout")):
+        with av.open(str(out / "videos" / "heldout" / f"{name}.mp4")) as container:  # H.264: close to the clip
+            written = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+        if written.shape != clips[name].shape or np.abs(written.astype(int) - clips[name]).mean() > 8:
+            sys.exit(f"--resume: the re-synthesised {name} does not match {out}/videos/heldout/{name}.mp4.")
+    return clips, earlier["vae"], earlier
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    out = args.output
+    timings = {}
+    if args.resume:
+        clips, vae_facts, earlier = reopen_run(args, out)
+        timings = {k: v for k, v in earlier["timings_s"].items() if k != "evaluate_s"}
+        sessions = earlier.get("train_sessions") or [
+            {"steps": earlier["train"]["steps"], "minutes": earlier["timings_s"]["train_s"] / 60,
+             "torch_threads": earlier["torch_threads"]}
+        ]  # fmt: skip
+        print(
+            f"1-3. reopened {out}: {len(clips)} clips, VAE and data of the earlier run, at step {sessions[-1]['steps']}"
+        )
+    else:
+        clips, vae_facts = start_run(args, out, timings)
+        sessions = []
+    data = out / "data"
 
     t = time.perf_counter()
     config = TrainConfig(
         data=str(data / "train"), output=str(out / "run"), model=str(out / "untrained"), init="model",
         max_steps=1_000_000, max_minutes=args.train_minutes, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed, checkpoint_every=10_000, log_every=25,
-        validation_every=10_000_000,
+        validation_every=10_000_000, resume="latest" if args.resume else None,
     )  # fmt: skip
     result = train(config, show_progress=False)
-    timings["train_s"] = time.perf_counter() - t
+    session_s = time.perf_counter() - t
+    timings["train_s"] = timings.get("train_s", 0.0) + session_s
+    sessions.append({"steps": result.steps, "minutes": session_s / 60, "torch_threads": torch.get_num_threads()})
+    shutil.rmtree(out / "trained", ignore_errors=True)
     shutil.copytree(result.pipeline_dir, out / "trained")
-    print(f"4. trained {result.steps} steps in {timings['train_s'] / 60:.1f} min -> {out / 'trained'}")
+    print(f"4. trained to step {result.steps} ({session_s / 60:.1f} min this session, "
+          f"{timings['train_s'] / 60:.1f} min in all) -> {out / 'trained'}")  # fmt: skip
 
     t = time.perf_counter()
     trained = FashionFlowPipeline.from_pretrained(out / "trained")
@@ -323,11 +391,15 @@ def main() -> None:
         video = clips[Path(clip["source"]).stem][clip["start"] : clip["start"] + args.frames]
         stills.append((Path(clip["source"]).stem, video[0]))
         real.append(video)
+    shutil.rmtree(out / "samples", ignore_errors=True)
     sampled = {
         name: sample_videos(p, stills, args.frames, args.sample_steps, out / "samples" / name)
         for name, p in (("trained", trained), ("untrained", untrained))
     }
-    videos = {"real held-out clips": real, "trained": sampled["trained"], "untrained": sampled["untrained"]}
+    # the best any model can score with this VAE: the real clips encoded and decoded, nothing else
+    through_vae = [vae_round_trip(trained.vae, video) for video in real]
+    videos = {"real held-out clips": real, "real clips through the VAE": through_vae}
+    videos.update(trained=sampled["trained"], untrained=sampled["untrained"])
     rows = {}
     for name, vids in videos.items():
         rows[name] = {
@@ -337,7 +409,8 @@ def main() -> None:
     real_motion = rows["real held-out clips"]["motion_energy"]
     timings["evaluate_s"] = time.perf_counter() - t
 
-    strip = [np.concatenate(list(v[0][:: max(1, args.frames // 8)]), axis=1) for v in videos.values()]
+    strip = [np.concatenate(list(videos[name][0][:: max(1, args.frames // 8)]), axis=1)
+             for name in ("real held-out clips", "trained", "untrained")]  # fmt: skip
     picture = Image.fromarray(np.concatenate(strip, axis=0))  # rows: real clip, trained, untrained
     picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST).save(out / "strip.png", optimize=True)
 
@@ -345,6 +418,7 @@ def main() -> None:
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "vae": vae_facts,
         "train": {"steps": result.steps, "clips_seen": result.steps * args.batch_size, "last_loss": result.last_loss},
+        "train_sessions": sessions,
         "loss": losses,
         "videos": rows,
         "timings_s": timings,
@@ -352,8 +426,10 @@ def main() -> None:
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
+    threads = "/".join(str(s["torch_threads"]) for s in sessions)
     print(f"\nSynthetic fashion clips, {FRAME} x {FRAME}, {args.frames} frames; {result.steps} training steps "
-          f"({timings['train_s'] / 60:.1f} min, batch {args.batch_size}) on {torch.get_num_threads()} CPU threads\n")  # fmt: skip
+          f"({timings['train_s'] / 60:.1f} min in {len(sessions)} session(s), batch {args.batch_size}) on "
+          f"{threads} CPU threads\n")  # fmt: skip
     print("| model | training loss | held-out loss | colour error to the still (0-255) | motion energy (x real) |")
     print("|---|---|---|---|---|")
     for name, row in rows.items():
