@@ -201,7 +201,7 @@ def run_jobs(
     `load_generator` is called once, when the first video is due (so that a process with
     nothing left to do never loads a model); what it returns makes one video.
     """
-    say = say or _print
+    say = say or say_line
     outcome = Outcome()
     generate: GenerateOne | None = None
     for job in jobs:
@@ -283,5 +283,8 @@ def _release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _print(line: str, is_failure: bool) -> None:
-    print(line, file=sys.stderr if is_failure else sys.stdout, flush=True)
+def say_line(line: str, is_failure: bool) -> None:
+    """One photo's line, in a single write: lines of processes sharing a terminal or pipe never interleave."""
+    stream = sys.stderr if is_failure else sys.stdout
+    stream.write(line + "\n")
+    stream.flush()

@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from .batch import LIST_SUFFIX, Job, Manifest, find_photos, plan_jobs, record_earlier_videos, run_jobs
+    from .batch import LIST_SUFFIX, Job, Manifest, find_photos, plan_jobs, record_earlier_videos, run_jobs, say_line
 
     if not args.photo.exists():
         raise FileNotFoundError(f"No photo, folder or list at {args.photo}.")
@@ -230,7 +230,7 @@ def _run_generate(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             manifest=manifest,
             rank=state.process_index,
-            say=lambda line, failure: print(mark + line, file=sys.stderr if failure else sys.stdout, flush=True),
+            say=lambda line, failure: say_line(mark + line, failure),
         )
     state.wait_for_everyone()
     if not state.is_main_process:
