@@ -14,14 +14,14 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .folders import atomic_folder
 
 DEFAULT_OUTPUT = Path("weights/fashionflow-official")
 DEFAULT_CACHE = Path(os.environ.get("FASHIONFLOW_CACHE", Path.home() / ".cache" / "fashionflow"))
@@ -438,18 +438,10 @@ def download_official_pipeline(
     say("Converting the checkpoint", 0, None)
     pipeline = _assemble(vae_folder, clip_folder, checkpoint_path, taesd_folder)
     say("Writing the model folder", 0, None)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}-"))
-    try:
+    with atomic_folder(output_dir) as staging:
         pipeline.save_pretrained(staging, safe_serialization=True)
         (staging / "README.md").write_text(model_card(sources))
         (staging / "fashionflow_sources.json").write_text(json.dumps([asdict(s) for s in sources], indent=2))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return output_dir
 
 

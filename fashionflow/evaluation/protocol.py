@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..folders import atomic_folder
 from ..image import DEFAULT_FIT, ImageInputError
 from ..pipeline import DEFAULT_DECODE_CHUNK_SIZE
 from ..schedulers import DEFAULT_SAMPLER, default_steps
@@ -179,16 +179,9 @@ def _write_generated(frames: list[Image.Image], path: Path, settings: ProtocolSe
     """A frame folder or an mp4 that appears complete or not at all."""
     if settings.output_format == "mp4":
         return export_video(frames, path, settings.fps)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}-"))
-    try:
+    with atomic_folder(path) as staging:
         for index, frame in enumerate(frames):
             frame.save(staging / f"{index:05d}.png")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return path
 
 
