@@ -1,7 +1,7 @@
 """FashionFlow: one still fashion photo in, a short video of the person moving out."""
 
 from . import _compat  # noqa: F401  (log filter for a diffusers quirk)
-from ._lazy import lazy_attributes
+from .base.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 

@@ -22,7 +22,6 @@ How it holds up:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import sys
@@ -31,7 +30,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import explain, is_out_of_memory
+from .base import files, manifests
+from .base.errors import INTERNAL, explain
+from .base.memory import is_out_of_memory, release_memory
+from .base.seeds import derive_seed
 from .image import PHOTO_SUFFIXES, UNSUPPORTED_PHOTO_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,10 @@ logger = logging.getLogger(__name__)
 LIST_SUFFIX = ".txt"  # PHOTOS ending in .txt is a list of photo paths, one a line
 MANIFEST = "manifest.jsonl"
 MANIFEST_PARTS = ".manifest-parts"
+# What the generate command advises when memory runs out.
+MEMORY_ADVICE = (
+    "Try fewer frames (--frames) or a smaller decode chunk (--decode-chunk-size), or run fewer jobs at once."
+)
 
 
 # what to make ------------------------------------------------------------------------------------------------
@@ -110,16 +116,10 @@ def plan_jobs(photos: Sequence[tuple[Path, str]], output_dir: Path, video_format
     return jobs
 
 
-def derive_seed(base_seed: int, name: str) -> int:
-    """The seed of one photo: from the base seed and the photo's name, the same in every run."""
-    digest = hashlib.sha256(f"{base_seed}\0{name}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
 # the manifest -----------------------------------------------------------------------------------------------
 
 
-class Manifest:
+class Manifest(manifests.Manifest):
     """`VIDEOS/manifest.jsonl`: one record per photo (the latest run's outcome).
 
     Each process appends whole lines to its own part file under `VIDEOS/.manifest-parts/`;
@@ -128,48 +128,8 @@ class Manifest:
     """
 
     def __init__(self, output_dir: Path, rank: int = 0):
-        self.path = output_dir / MANIFEST
-        self.parts = output_dir / MANIFEST_PARTS
-        self.part = self.parts / f"{os.uname().nodename}-{os.getpid()}-rank{rank}.jsonl"
-
-    def record(self, entry: dict) -> None:
-        self.parts.mkdir(parents=True, exist_ok=True)
-        with open(self.part, "a", encoding="utf-8") as file:
-            file.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            file.flush()
-
-    def merge(self) -> dict[str, dict]:
-        """Fold every part into the manifest; the records by photo name."""
-        records = {entry["photo"]: entry for entry in _read_jsonl(self.path)}
-        parts = sorted(self.parts.glob("*.jsonl")) if self.parts.is_dir() else []
-        for part in sorted(parts, key=lambda p: p.stat().st_mtime):
-            for entry in _read_jsonl(part):
-                records[entry["photo"]] = entry
-        if parts or not self.path.exists():
-            staging = self.path.with_name(f".{MANIFEST}.{os.getpid()}.partial")
-            with open(staging, "w", encoding="utf-8") as file:
-                for name in sorted(records):
-                    file.write(json.dumps(records[name], ensure_ascii=False) + "\n")
-            os.replace(staging, self.path)
-            for part in parts:
-                part.unlink(missing_ok=True)
-            try:
-                self.parts.rmdir()
-            except OSError:
-                pass  # another part appeared meanwhile: the next merge takes it
-        return records
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a kill: that photo is looked at again anyway
-    return entries
+        part = output_dir / MANIFEST_PARTS / f"{os.uname().nodename}-{os.getpid()}-rank{rank}.jsonl"
+        super().__init__(output_dir / MANIFEST, "photo", part, f"{MANIFEST_PARTS}/*.jsonl")
 
 
 # running ----------------------------------------------------------------------------------------------------
@@ -218,11 +178,11 @@ def run_jobs(
         except KeyboardInterrupt:
             raise
         except Exception as error:  # one photo's failure never stops the others
-            explanation = explain(error)
-            if explanation.reason == "error":
+            explanation = explain(error, memory_advice=MEMORY_ADVICE)
+            if explanation.kind is INTERNAL:
                 logger.exception("Unexpected failure on %s", job.photo)
             if is_out_of_memory(error):
-                _release_memory()
+                release_memory()
             outcome.failed += 1
             outcome.failures.append(job.name)
             say(f"failed: {job.name}: {explanation.message}", True)
@@ -265,22 +225,8 @@ def _record(job: Job, settings: dict, rank: int, status: str, **extra) -> dict:
 
 def _remove_stale_partials(video: Path) -> None:
     """Hidden partial files a killed run left for this video (only this job's process writes them)."""
-    if video.parent.is_dir():
-        for stale in video.parent.glob(f".{_glob_escape(video.stem)}.*.partial{_glob_escape(video.suffix)}"):
-            stale.unlink(missing_ok=True)
-
-
-def _glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
-
-
-def _release_memory() -> None:
-    import gc
-
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    for stale in files.partials_of(video):
+        stale.unlink(missing_ok=True)
 
 
 def say_line(line: str, is_failure: bool) -> None:

@@ -7,6 +7,7 @@ import datetime
 import os
 import random
 import sys
+import traceback
 from pathlib import Path
 
 from .image import PHOTO_SUFFIXES  # noqa: F401  (kept importable from here)
@@ -793,8 +794,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .hub import DownloadError
-    from .training.errors import TrainingStopped
+    """Run one command; the exit status follows from how it ended (`base.errors.Kind`): 0 done,
+    2 the command needs changing (named by flag), 1 it ran and failed, 130 interrupted."""
+    from .base.errors import INTERNAL, explain
 
     try:
         args = build_parser().parse_args(argv)
@@ -802,12 +804,12 @@ def main(argv: list[str] | None = None) -> int:
         return exit.code if isinstance(exit.code, int) else 2
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, DownloadError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except TrainingStopped as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except Exception as error:  # worded once, as the web app words its failures
+        explanation = explain(error, flags=getattr(args, "flags", None))
+        if explanation.kind is INTERNAL:
+            traceback.print_exc()
+        print(f"error: {explanation.message}", file=sys.stderr)
+        return explanation.kind.exit_status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

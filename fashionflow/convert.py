@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .hub import first_sentence
+from .base.errors import INPUT, FashionFlowError, first_sentence
 from .models.adapter import ConditionAdapter
 from .models.unet import FashionFlowUNet
 
@@ -87,8 +87,10 @@ PUBLISHED_LATENT_SIZE = (80, 64)
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FashionFlowError, ValueError):
     """The file is not a FashionFlow checkpoint this converter can read."""
+
+    kind = INPUT
 
     def __init__(self, message: str, missing: Iterable[str] = (), unexpected: Iterable[str] = ()):
         self.missing, self.unexpected = sorted(missing), sorted(unexpected)

@@ -10,7 +10,6 @@ The folder appears complete or not at all: it is assembled beside the target and
 from __future__ import annotations
 
 import datetime
-import hashlib
 import http.client
 import json
 import os
@@ -21,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .folders import atomic_folder
+from .base.errors import UNREACHABLE, FashionFlowError, first_sentence
+from .base.files import atomic_folder, file_sha256
 
 DEFAULT_OUTPUT = Path("weights/fashionflow-official")
 DEFAULT_CACHE = Path(os.environ.get("FASHIONFLOW_CACHE", Path.home() / ".cache" / "fashionflow"))
@@ -78,8 +78,10 @@ CHECKPOINT_URL = (
 DownloadProgress = Callable[[str, int, "int | None"], None]
 
 
-class DownloadError(RuntimeError):
+class DownloadError(FashionFlowError, RuntimeError):
     """A download failed; the message says what is missing and how to get it."""
+
+    kind = UNREACHABLE
 
 
 @dataclass
@@ -224,19 +226,6 @@ def explain_hub_failure(error: BaseException) -> str:
     return first_sentence(str(error)) or f"{type(error).__name__}."
 
 
-def first_sentence(text: str, limit: int = 300) -> str:
-    """The first sentence (or line) of `text`, never cut mid-word; terminal colour codes removed."""
-    import re
-
-    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).strip()
-    line = text.splitlines()[0].strip() if text else ""
-    match = re.match(r"(.+?[.!?])(\s|$)", line)
-    sentence = match.group(1) if match else line
-    if len(sentence) > limit:
-        sentence = sentence[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
-    return sentence
-
-
 # plain HTTP(S) downloads ------------------------------------------------------------------------------------------
 
 
@@ -254,7 +243,7 @@ def download_file(
     """
     destination = Path(destination)
     if destination.is_file():
-        digest = sha256_of(destination)
+        digest = file_sha256(destination)
         _check_digest(digest, expected_sha256, destination)
         return digest
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +263,7 @@ def download_file(
                     "Without access to it, download the file by hand and pass --checkpoint FILE."
                 ) from None
             time.sleep(min(2**attempt, 10))
-    digest = sha256_of(partial)
+    digest = file_sha256(partial)
     try:
         _check_digest(digest, expected_sha256, destination)
     except DownloadError:
@@ -333,24 +322,21 @@ def _reporting_tqdm(progress: DownloadProgress | None, what: str) -> type | None
     return ReportingTqdm
 
 
-def _refuse_web_page(path: Path, url: str) -> None:
-    """A share link that answers with a web page (Dropbox with dl=0, an expired link) is not a checkpoint."""
+def is_web_page(path: Path) -> bool:
+    """Whether a downloaded file is a web page: what a share link answers with when it does not lead
+    to the file itself (Dropbox with dl=0, an expired link)."""
     with open(path, "rb") as f:
-        start = f.read(512).lstrip().lower()
-    if start.startswith((b"<!doctype", b"<html")):
+        return f.read(512).lstrip().lower().startswith((b"<!doctype", b"<html"))
+
+
+def _refuse_web_page(path: Path, url: str) -> None:
+    """A web page instead of the checkpoint is refused (and removed, so that the next run fetches again)."""
+    if is_web_page(path):
         path.unlink()
         raise DownloadError(
             f"{url} returned a web page, not the checkpoint file. For a Dropbox link, make sure it ends in dl=1 "
             "(a direct download); if the link has expired, download the file by hand and pass --checkpoint FILE."
         )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_digest(digest: str, expected: str | None, path: Path) -> None:
@@ -415,7 +401,7 @@ def download_official_pipeline(
         checkpoint_path = Path(checkpoint)
         if not checkpoint_path.is_file():
             raise DownloadError(f"Checkpoint file not found: {checkpoint_path}")
-        checkpoint_sha = sha256_of(checkpoint_path)
+        checkpoint_sha = file_sha256(checkpoint_path)
         _check_digest(checkpoint_sha, checkpoint_sha256, checkpoint_path)
     else:
         checkpoint_path = cache_dir / CHECKPOINT_FILENAME

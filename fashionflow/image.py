@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from .base.errors import PHOTO, FashionFlowError
+
 logger = logging.getLogger(__name__)
 
 FIT_MODES = ("pad", "crop", "stretch")
@@ -75,12 +77,14 @@ METADATA_REFUSED = (
 OUT_OF_MEMORY = "There was not enough free memory to read this photo just now. Please try again in a moment, or use a smaller photo."
 
 
-class ImageInputError(ValueError):
+class ImageInputError(FashionFlowError, ValueError):
     """A photo that cannot be used; the message says why in plain words.
 
     `reason` names the cause: "missing", "not-a-picture", "unsupported-format", "damaged",
     "metadata", "file-too-large", "too-many-pixels", "too-small", "out-of-memory".
     """
+
+    kind = PHOTO
 
     def __init__(self, message: str, reason: str = "not-a-picture"):
         super().__init__(message)

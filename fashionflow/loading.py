@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from .base.errors import MISSING, FashionFlowError
 from .hub import DEFAULT_OUTPUT
 from .runtime import configure_cpu_threads
 from .tiny import TINY_RANDOM
@@ -22,8 +23,10 @@ DOWNLOAD_HINT = (
 )
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(FashionFlowError, FileNotFoundError):
     """The named model is not there; the message says what to run."""
+
+    kind = MISSING
 
 
 def describe_pipeline(pipeline, name: str) -> str:

@@ -8,13 +8,15 @@ import re
 import signal
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .base import files
+from .base.errors import OUTPUT, FashionFlowError
 
 VIDEO_FORMATS = ("mp4", "gif")
 DEFAULT_FPS = 25
@@ -29,13 +31,15 @@ def boomerang(frames: Sequence) -> list:
     return frames + frames[-2:0:-1]
 
 
-class VideoWriteError(OSError):
+class VideoWriteError(FashionFlowError, OSError):
     """A video could not be written; the message says why in plain words.
 
     `reason`: "disk-full", "permission", "read-only", "file-size-limit", "encoder" (ffmpeg's own
     failure), "incomplete" (the file written does not hold the frames sent) or "other".
     Nothing is left behind: not the video, not a partial file.
     """
+
+    kind = OUTPUT  # a full disk is told apart by its reason
 
     def __init__(self, message: str, reason: str = "other"):
         super().__init__(message)
@@ -64,34 +68,29 @@ def export_video(frames: Sequence[Image.Image] | np.ndarray, path: str | os.Path
     if any(a.shape != arrays[0].shape for a in arrays):
         raise ValueError("All frames must have the same size.")
 
-    partial = partial_path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Frames are handed to the encoder one by one, never resampled in time: clip-based writers
-        # (moviepy) accumulate float frame times and drop or repeat frames.
-        if video_format == "mp4":
-            _write_mp4(arrays, partial, fps)
-        else:
-            pictures = [Image.fromarray(a) for a in arrays]
-            pictures[0].save(
-                partial, format="GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps), loop=0
-            )
-        _check_written(partial, path, len(arrays), width, height, "h264" if video_format == "mp4" else "gif")
-        _flush_to_disk(partial)
-        os.replace(partial, path)
+        with files.atomic_file(path, partial=partial_path(path), sync=True) as partial:
+            # Frames are handed to the encoder one by one, never resampled in time: clip-based writers
+            # (moviepy) accumulate float frame times and drop or repeat frames.
+            if video_format == "mp4":
+                _write_mp4(arrays, partial, fps)
+            else:
+                pictures = [Image.fromarray(a) for a in arrays]
+                pictures[0].save(
+                    partial, format="GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps), loop=0
+                )
+            _check_written(partial, path, len(arrays), width, height, "h264" if video_format == "mp4" else "gif")
     except VideoWriteError:
         raise
     except OSError as error:
         raise VideoWriteError(*_explain_os_error(error, path)) from None
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 
 def partial_path(path: Path) -> Path:
-    """Where `path` is written before it is complete: hidden, unique, same folder and suffix
-    (so the rename is atomic, and ffmpeg picks the container from the suffix)."""
-    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.partial{path.suffix}")
+    """Where `path` is written before it is complete (`base.files.partial_path`: hidden, unique, the
+    same folder and suffix, so that the rename is atomic and ffmpeg picks the container from the suffix)."""
+    return files.partial_path(path)
 
 
 def _write_mp4(arrays: list[np.ndarray], path: Path, fps: int) -> None:
@@ -122,12 +121,6 @@ def _write_mp4(arrays: list[np.ndarray], path: Path, fps: int) -> None:
         message = errors.read().decode(errors="replace")
     if returncode != 0:
         raise VideoWriteError(*_explain_ffmpeg_failure(returncode, message, path))
-
-
-def _flush_to_disk(path: Path) -> None:
-    """So that a crash right after the rename never leaves a renamed but empty video."""
-    with open(path, "rb") as file:
-        os.fsync(file.fileno())
 
 
 def _check_written(partial: Path, path: Path, frames: int, width: int, height: int, codec: str) -> None:

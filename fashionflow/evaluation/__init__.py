@@ -8,7 +8,7 @@ metrics), `registry` (metric names and protocols), `evaluator` (putting them tog
 `protocol` (generating one video per test video).
 """
 
-from .._lazy import lazy_attributes
+from ..base.lazy import lazy_attributes
 
 # Imported on first use (PEP 562), so that the command line's `--help` does not load torch.
 _LAZY = {

@@ -14,7 +14,6 @@ with its sha256 recorded beside it; afterwards it loads offline. Files are loade
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from ..hub import DEFAULT_CACHE, DownloadError, download_file, sha256_of
+from ..base.errors import MISSING, FashionFlowError
+from ..base.files import file_sha256, write_json
+from ..hub import DEFAULT_CACHE, DownloadError, download_file, is_web_page
 
 if TYPE_CHECKING:  # torch is imported where a detector is loaded: `--help` stays fast
     import torch
@@ -57,8 +58,10 @@ C3D = DetectorSpec(
 DETECTORS = {spec.name: spec for spec in (I3D, C3D)}
 
 
-class DetectorUnavailableError(FileNotFoundError):
+class DetectorUnavailableError(FashionFlowError, FileNotFoundError):
     """A detector file that is missing, cannot be downloaded or is not TorchScript; the message says what to do."""
+
+    kind = MISSING
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def fetch_detector(
                 f"No {spec.name.upper()} detector file at {path}. Download {spec.filename} from {spec.url} "
                 f"and pass its path with {spec.cli_flag}."
             )
-        return DetectorFile(spec.name, source, path, sha256_of(path))
+        return DetectorFile(spec.name, source, path, file_sha256(path))
 
     destination = cached_path(spec, source, cache_dir)
     try:
@@ -106,17 +109,16 @@ def fetch_detector(
             f"({error}). On a machine with internet access, download {source} and either put the file at "
             f"{destination} or pass its path with {spec.cli_flag} FILE."
         ) from None
-    with open(destination, "rb") as f:
-        if f.read(512).lstrip().lower().startswith((b"<!doctype", b"<html")):
-            destination.unlink()
-            raise DetectorUnavailableError(
-                f"{source} returned a web page, not {destination.name} (for a Dropbox link, it must end in dl=1). "
-                f"Download the file by hand and pass it with {spec.cli_flag} FILE."
-            )
+    if is_web_page(destination):
+        destination.unlink()
+        raise DetectorUnavailableError(
+            f"{source} returned a web page, not {destination.name} (for a Dropbox link, it must end in dl=1). "
+            f"Download the file by hand and pass it with {spec.cli_flag} FILE."
+        )
     record = destination.with_name(destination.name + ".json")
     if not record.exists():
         fetched = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        record.write_text(json.dumps({"url": source, "sha256": digest, "fetched": fetched}, indent=2))
+        write_json(record, {"url": source, "sha256": digest, "fetched": fetched}, indent=2)
     return DetectorFile(spec.name, source, destination, digest)
 
 

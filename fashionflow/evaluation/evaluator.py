@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +22,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..base.errors import INPUT, FashionFlowError
+from ..base.files import write_json
 from ..hub import DEFAULT_CACHE
 from ..image import DEFAULT_FIT
 from ..loading import best_device
@@ -44,8 +45,10 @@ from .statistics import FeatureStatistics
 from .videos import NoVideosError, VideoReadError, find_videos
 
 
-class MetricUnavailableError(ValueError):
+class MetricUnavailableError(FashionFlowError, ValueError):
     """A metric that was asked for cannot be computed on these folders; the message says why."""
+
+    kind = INPUT
 
 
 @dataclass(frozen=True)
@@ -361,17 +364,7 @@ def write_report(report: dict, path: str | os.PathLike) -> Path:
     notes: list[str] = []
     clean = _finite(report, notes)
     clean["warnings"] = clean.get("warnings", []) + notes
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
-    try:
-        with os.fdopen(descriptor, "w") as f:
-            json.dump(clean, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-    return path
+    return write_json(path, clean, indent=2, allow_nan=False)
 
 
 def _finite(value, warnings: list[str], key: str = ""):

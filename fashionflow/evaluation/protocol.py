@@ -12,10 +12,7 @@ The generated folder then goes through `evaluate` against the test videos.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +20,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..folders import atomic_folder
+from ..base.files import atomic_folder
+from ..base.manifests import Manifest
+from ..base.seeds import derive_seed
 from ..image import DEFAULT_FIT, ImageInputError
 from ..pipeline import DEFAULT_DECODE_CHUNK_SIZE
 from ..schedulers import DEFAULT_SAMPLER, default_steps
@@ -46,9 +45,13 @@ class ProtocolSettings:
 
 
 def video_seed(base_seed: int, name: str) -> int:
-    """A seed below 2**31 for the video `name`, the same on every run and every process."""
-    digest = hashlib.sha256(f"{base_seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 2**31
+    """The seed of the test video `name`: `base.seeds.derive_seed`, the same on every run and every process."""
+    return derive_seed(base_seed, name)
+
+
+def manifest(output_dir: Path, rank: int = 0) -> Manifest:
+    """OUTPUT/manifest.jsonl, one record per test video; each process appends to OUTPUT/manifest-<rank>.jsonl."""
+    return Manifest(output_dir / "manifest.jsonl", "video", output_dir / f"manifest-{rank}.jsonl", "manifest-*.jsonl")
 
 
 def generated_path(output_dir: Path, name: str, output_format: str) -> Path:
@@ -89,7 +92,7 @@ def generate_test_videos(
 
     with state.split_between_processes(todo) as mine:
         pipeline = None
-        manifest = output_dir / f"manifest-{state.process_index}.jsonl"
+        this_process = manifest(output_dir, state.process_index)
         bar = tqdm(mine, desc=f"generating (process {state.process_index})", unit="video", disable=not show_progress)
         for name in bar:
             if pipeline is None:
@@ -97,13 +100,12 @@ def generate_test_videos(
                 pipeline.set_progress_bar_config(disable=True)
             record = _generate_one(pipeline, model, by_name[name], output_dir, settings)
             record["process"] = state.process_index
-            with open(manifest, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            this_process.record(record)
             bar.set_postfix_str(f"{name}: {'error' if 'error' in record else record['frames']}")
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
-    records = _merge_manifests(output_dir)
+    records = manifest(output_dir).merge()
     made = [r for r in records.values() if "error" not in r and r["video"] in todo]
     failed = {r["video"]: r["error"] for r in records.values() if "error" in r and r["video"] in todo}
     return {
@@ -130,12 +132,8 @@ def _run_settings(model: str, settings: ProtocolSettings) -> dict:
 
 
 def _refuse_other_settings(output_dir: Path, model: str, settings: ProtocolSettings) -> None:
-    manifest = output_dir / "manifest.jsonl"
-    if not manifest.is_file():
-        return
     wanted = _run_settings(model, settings)
-    for line in manifest.read_text().splitlines():
-        record = json.loads(line) if line.strip() else {}
+    for record in manifest(output_dir).records().values():
         different = {k: record[k] for k in wanted if k in record and record[k] != wanted[k]}
         if different and "error" not in record:
             raise ValueError(
@@ -183,22 +181,3 @@ def _write_generated(frames: list[Image.Image], path: Path, settings: ProtocolSe
         for index, frame in enumerate(frames):
             frame.save(staging / f"{index:05d}.png")
     return path
-
-
-def _merge_manifests(output_dir: Path) -> dict[str, dict]:
-    """manifest.jsonl (earlier runs) + manifest-<rank>.jsonl (this run) -> manifest.jsonl, one line per video."""
-    merged = output_dir / "manifest.jsonl"
-    records: dict[str, dict] = {}
-    sources = ([merged] if merged.exists() else []) + sorted(output_dir.glob("manifest-*.jsonl"))
-    for source in sources:
-        for line in source.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                records[record["video"]] = record
-    descriptor, partial = tempfile.mkstemp(dir=output_dir, prefix=".manifest-", suffix=".jsonl")
-    with os.fdopen(descriptor, "w") as f:
-        f.writelines(json.dumps(records[name]) + "\n" for name in sorted(records))
-    os.replace(partial, merged)
-    for source in output_dir.glob("manifest-*.jsonl"):
-        source.unlink()
-    return records

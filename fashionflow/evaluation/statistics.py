@@ -8,11 +8,11 @@ divides by N - 1; StyleGAN-V, hence FashionFlow's published FVD, divides by N.)
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..base.files import atomic_file
 
 
 class FeatureStatistics:
@@ -65,16 +65,8 @@ class FeatureStatistics:
         """Write the running sums to an .npz, atomically (no pickles)."""
         if self.keep_all or not self.num_items:
             raise ValueError("Only non-empty mean/covariance statistics are saved.")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
-        os.close(descriptor)
-        try:
-            np.savez(partial, num_items=self.num_items, sum=self._sum, outer_sum=self._outer_sum)
-            os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+        with atomic_file(path) as partial, open(partial, "wb") as file:
+            np.savez(file, num_items=self.num_items, sum=self._sum, outer_sum=self._outer_sum)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStatistics:

@@ -17,16 +17,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..base.errors import INPUT, MISSING, FashionFlowError
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-class VideoReadError(ValueError):
+class VideoReadError(FashionFlowError, ValueError):
     """A video (file or frame folder) that cannot be read; the message names it."""
 
+    kind = INPUT
 
-class NoVideosError(FileNotFoundError):
+
+class NoVideosError(FashionFlowError, FileNotFoundError):
     """A folder that holds no usable video; the message says what was looked for."""
+
+    kind = MISSING
 
 
 @dataclass(frozen=True)

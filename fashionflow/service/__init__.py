@@ -12,18 +12,22 @@ One module per concern:
     queue      DeviceQueue (one generation at a time, in order; real places in line and waits)
     estimate   SpeedBook, calibrate (how long a generation takes here, from measured speeds)
     outputs    OutputStore (job folders, swept after a while)
-    memory     is_out_of_memory, out_of_memory_message, release_memory
     zerogpu    gpu_seconds_estimate (the GPU time a ZeroGPU call reserves)
-    generate   run_generation, GenerationResult (one generation, start to files)
+    generate   run_generation, GenerationResult, out_of_memory_message (one generation, start to files)
     setup      ModelSetup (the model, or how far fetching it has got: a Space that sets itself up)
     launch     env_defaults, build_arg_parser (command line and environment variables)
     boundary   as_service_error (any exception as a titled sentence; unexpected ones logged with a reference)
+
+Out of memory is recognised and memory handed back by `base.memory` (is_out_of_memory,
+release_memory, re-exported here), as for the command line.
 
 Nothing here imports Gradio, so all of it is tested directly. `app.py` builds the page and
 translates `ServiceError` into `gr.Error`. The names below are the package's interface:
 `from fashionflow import service; service.validate_settings(...)`.
 """
 
+from ..base.environment import truth as parse_bool
+from ..base.memory import is_out_of_memory, release_memory
 from .boundary import as_service_error
 from .cancel import CancelToken
 from .errors import (
@@ -37,10 +41,9 @@ from .errors import (
     SettingsError,
 )
 from .estimate import LONG_RUN_SECONDS, Estimate, SpeedBook, Speeds, calibrate
-from .generate import UNTRAINED_CAPTION, GenerationResult, ProgressReport, run_generation
+from .generate import UNTRAINED_CAPTION, GenerationResult, ProgressReport, out_of_memory_message, run_generation
 from .jobs import JobRegistry, Outcome
-from .launch import build_arg_parser, env_defaults, parse_bool, parse_positive_int, positive_int_argument
-from .memory import is_out_of_memory, out_of_memory_message, release_memory
+from .launch import build_arg_parser, env_defaults, parse_positive_int, positive_int_argument
 from .model import PUBLISHED_FRAME_SIZE, ModelState, load_model, resolve_model_name
 from .outputs import OutputStore, default_output_dir
 from .photo import crop_note, example_photos, photo_label, preview_photo, read_photo

@@ -14,11 +14,11 @@ from typing import Any
 
 import PIL.Image
 
+from ..base.memory import is_out_of_memory, release_memory
 from ..progress import GenerationProgress, ProgressUpdate, StageTimings, format_seconds
 from ..video import boomerang, export_video
 from .cancel import CancelToken
 from .errors import GenerationCancelled, OutOfMemoryError
-from .memory import is_out_of_memory, out_of_memory_message, release_memory
 from .settings import GenerationSettings
 
 
@@ -49,6 +49,16 @@ UNTRAINED_CAPTION = "Made by an untrained test model: this video is noise, not a
 
 
 ProgressReport = Callable[[ProgressUpdate], None]
+
+
+def out_of_memory_message(settings: GenerationSettings, device: str) -> str:
+    """What to change when a generation ran out of memory, with its own numbers."""
+    where = "The GPU" if device.startswith(("cuda", "mps")) else "The computer"
+    return (
+        f"{where} ran out of memory making {settings.num_frames} frames, decoding {settings.decode_chunk_size} "
+        "at a time. Open Advanced and choose fewer frames or a smaller decode chunk size, or try again "
+        "when fewer videos are being made."
+    )
 
 
 def run_generation(

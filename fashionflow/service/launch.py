@@ -7,30 +7,16 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
+from ..base.environment import env_flag, env_whole_number, on_spaces, whole_number
 from ..loading import DEFAULT_MODEL, DTYPES
 from ..models import ATTENTION_BACKENDS
 from .outputs import default_output_dir
+from .setup import auto_download_allowed
 
 
 def parse_positive_int(text: str, name: str) -> int:
     """`text` as a whole number of at least 1, or `ValueError` naming `name` (an option or variable)."""
-    try:
-        number = int(text)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        raise ValueError(f"{name} must be a positive whole number; got {text!r}.")
-    return number
-
-
-def parse_bool(text: str, name: str) -> bool:
-    """Environment-variable truth: 1/true/yes/on or 0/false/no/off (empty is false)."""
-    value = text.strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ValueError(f"{name} must be true or false; got {text!r}.")
+    return whole_number(text, name, low=1)
 
 
 def env_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -46,43 +32,29 @@ def env_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
     listens on 0.0.0.0.
     """
     from ..hub import CHECKPOINT_URL
-    from .setup import auto_download_allowed
 
-    on_spaces = bool(environ.get("SPACE_ID"))
     host = (
         environ.get("FASHIONFLOW_HOST")
         or environ.get("GRADIO_SERVER_NAME")
-        or ("0.0.0.0" if on_spaces else "127.0.0.1")
+        or ("0.0.0.0" if on_spaces(environ) else "127.0.0.1")
     )
     return {
         "model": environ.get("FASHIONFLOW_MODEL") or DEFAULT_MODEL,
         "host": host,
-        "port": _env_int(environ, ("FASHIONFLOW_PORT", "GRADIO_SERVER_PORT"), 7860),
-        "share": _env_bool(environ, "FASHIONFLOW_SHARE"),
+        "port": env_whole_number(("FASHIONFLOW_PORT", "GRADIO_SERVER_PORT"), 7860, environ),
+        "share": env_flag("FASHIONFLOW_SHARE", environ),
         "device": environ.get("FASHIONFLOW_DEVICE") or None,
         "dtype": environ.get("FASHIONFLOW_DTYPE") or None,
         "attention": environ.get("FASHIONFLOW_ATTENTION") or "auto",
-        "cpu_offload": _env_bool(environ, "FASHIONFLOW_CPU_OFFLOAD"),
-        "queue_size": _env_int(environ, ("FASHIONFLOW_QUEUE_SIZE",), 16),
+        "cpu_offload": env_flag("FASHIONFLOW_CPU_OFFLOAD", environ),
+        "queue_size": env_whole_number(("FASHIONFLOW_QUEUE_SIZE",), 16, environ),
         "output_dir": environ.get("FASHIONFLOW_OUTPUT_DIR") or str(default_output_dir()),
-        "output_ttl": _env_int(environ, ("FASHIONFLOW_OUTPUT_TTL",), 3600),
+        "output_ttl": env_whole_number(("FASHIONFLOW_OUTPUT_TTL",), 3600, environ),
         "examples": environ.get("FASHIONFLOW_EXAMPLES") or None,
         "auto_download": auto_download_allowed(environ),
         "checkpoint_url": environ.get("FASHIONFLOW_CHECKPOINT_URL") or CHECKPOINT_URL,
         "checkpoint_sha256": environ.get("FASHIONFLOW_CHECKPOINT_SHA256") or None,
     }
-
-
-def _env_int(environ: Mapping[str, str], names: tuple[str, ...], default: int) -> int:
-    for name in names:
-        value = environ.get(name)
-        if value:
-            return parse_positive_int(value, name)
-    return default
-
-
-def _env_bool(environ: Mapping[str, str], name: str) -> bool:
-    return parse_bool(environ.get(name, ""), name)
 
 
 def positive_int_argument(text: str) -> int:

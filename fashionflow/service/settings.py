@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..base import seeds
+from ..base.environment import NumberRefused, truth
+from ..base.environment import whole_number as parse_whole_number
 from ..image import DEFAULT_FIT, FIT_MODES
 from ..pipeline import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES
 from ..schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps
@@ -25,7 +27,7 @@ class Limits:
     max_steps: int = 1000  # the training schedule's length: no sampler can take more
     min_fps: int = MIN_FPS
     max_fps: int = MAX_FPS
-    max_seed: int = 2**32 - 1  # what fits a number box and a URL without surprises
+    max_seed: int = seeds.MAX_SEED  # the one range of seeds: fits a number box and a URL without surprises
 
 
 LIMITS = Limits()
@@ -77,7 +79,9 @@ FIT_CHOICES = {
 
 
 def random_seed(limits: Limits = LIMITS, rng: random.Random | None = None) -> int:
-    return (rng or random.SystemRandom()).randint(0, limits.max_seed)
+    if limits.max_seed == seeds.MAX_SEED:
+        return seeds.random_seed(rng)
+    return (rng or random.SystemRandom()).randint(seeds.MIN_SEED, limits.max_seed)
 
 
 def validate_settings(
@@ -157,18 +161,12 @@ def _is_number(value: Any) -> bool:
 
 def whole_number(value: Any, label: str, low: int, high: int) -> int:
     """`value` (a number or its text) as an int in [low, high], or `SettingsError` naming `label`."""
-    if value is None or isinstance(value, bool):
-        raise SettingsError(f"{label} must be a whole number from {low} to {high}; got {value!r}.")
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{label} must be a whole number from {low} to {high}; got {value!r}.") from None
-    if not math.isfinite(number) or number != int(number):
-        raise SettingsError(f"{label} must be a whole number from {low} to {high}; got {value!r}.")
-    number = int(number)
-    if not low <= number <= high:
-        raise SettingsError(f"{label} must be from {low} to {high}; got {number}.")
-    return number
+        return parse_whole_number(value, label, low, high)
+    except NumberRefused as refused:
+        if refused.number is not None:  # a whole number, out of range: say only the range
+            raise SettingsError(f"{label} must be from {low} to {high}; got {refused.number}.") from None
+        raise SettingsError(str(refused)) from None
 
 
 def choice(value: Any, label: str, choices: Iterable[str]) -> str:
@@ -180,11 +178,8 @@ def choice(value: Any, label: str, choices: Iterable[str]) -> str:
 
 
 def flag(value: Any, label: str) -> bool:
-    """`value` as a bool: true/false, 1/0 or their text; anything else is `SettingsError`."""
-    if isinstance(value, bool):
-        return value
-    if value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise SettingsError(f"{label} must be true or false; got {value!r}.")
+    """`value` as a bool: true/false, 1/0 or their text (`base.environment.truth`); else `SettingsError`."""
+    try:
+        return truth(value, label)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None

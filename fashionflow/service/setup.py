@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..base.environment import on_spaces, truth
 from ..hub import CHECKPOINT_URL, DEFAULT_CACHE, DEFAULT_OUTPUT, download_official_pipeline
 from .model import ModelState
 
@@ -37,12 +38,10 @@ _FETCHING = {
 
 def auto_download_allowed(environ: Mapping[str, str]) -> bool:
     """FASHIONFLOW_AUTO_DOWNLOAD if set, else on exactly when running on Hugging Face Spaces (SPACE_ID)."""
-    from .launch import parse_bool
-
     value = environ.get("FASHIONFLOW_AUTO_DOWNLOAD", "")
     if value.strip():
-        return parse_bool(value, "FASHIONFLOW_AUTO_DOWNLOAD")
-    return bool(environ.get("SPACE_ID"))
+        return truth(value, "FASHIONFLOW_AUTO_DOWNLOAD")
+    return on_spaces(environ)
 
 
 def weights_home(persistent: Path = SPACES_PERSISTENT_DIR, cache: Path = DEFAULT_CACHE) -> Path:

@@ -16,7 +16,7 @@ Layout of DATA:
     index.json                   written last: every clip, with its shard; training reads this
 
 A second run over the same DATA skips the videos that have a record, and a killed run leaves at
-most `.partial` files, which the next run removes: shards and records appear whole or not at all.
+most partial files (`base.files`), which the next run removes: shards and records appear whole or not at all.
 Under `accelerate launch` the pending videos are split between the processes; nothing is gathered.
 """
 
@@ -26,14 +26,16 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..base.errors import SettingsError
+from ..base.files import atomic_file, check_writable, file_sha256, remove_partials, write_json
+from ..base.processes import process_device, process_state
+from ..base.seeds import derive_seed
 from ..image import FIT_MODES, frame_image, image_to_tensor
 from .errors import DataError, OutputFolderError
 from .options import DEFAULT_FRAMES, DEFAULT_PREPARE_FIT, VIDEO_SUFFIXES
@@ -41,8 +43,6 @@ from .options import DEFAULT_FRAMES, DEFAULT_PREPARE_FIT, VIDEO_SUFFIXES
 logger = logging.getLogger(__name__)
 
 DATA_FORMAT = "fashionflow-latent-clips/1"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @dataclass(frozen=True)
@@ -105,12 +105,17 @@ def vae_fingerprint(vae) -> str:
 
 def settings_for(pipeline, frames: int, clips_per_video: int, fit: str, seed: int) -> PrepareSettings:
     if fit not in FIT_MODES:
-        raise DataError(f"Unknown fit {fit!r}; choose one of: {', '.join(FIT_MODES)}.")
+        raise SettingsError(f"{{fit}} must be one of {', '.join(FIT_MODES)}; got {fit!r}.", settings={"fit": None})
     multiple = pipeline.unet.frame_multiple
     if frames < multiple or frames % multiple:
-        raise DataError(f"--frames must be a positive multiple of {multiple} (this model's U-Net); got {frames}.")
+        raise SettingsError(
+            f"{{frames}} must be a positive multiple of {multiple} (this model's U-Net); got {frames}.",
+            settings={"frames": None},
+        )
     if clips_per_video < 1:
-        raise DataError(f"--clips-per-video must be at least 1; got {clips_per_video}.")
+        raise SettingsError(
+            f"{{clips_per_video}} must be at least 1; got {clips_per_video}.", settings={"clips_per_video": None}
+        )
     height, width = pipeline.frame_size
     return PrepareSettings(
         frames=frames,
@@ -182,14 +187,6 @@ def _count_frames(path: Path) -> tuple[int, float]:
     return count, fps
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # encoding ---------------------------------------------------------------------------------------------------------
 
 
@@ -224,7 +221,6 @@ def prepare_dataset(
     show_progress: bool = True,
 ) -> PrepareSummary:
     """Encode the videos under `videos` into latent clips in `output` (see the module docstring)."""
-    from accelerate import PartialState
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
@@ -235,8 +231,8 @@ def prepare_dataset(
     if not found:
         raise DataError(f"No videos ({', '.join(VIDEO_SUFFIXES)}) found in {videos} or its subfolders.")
 
-    state = PartialState()
-    pipeline = load_pipeline(model, device=device or str(state.device), dtype="float32")
+    state = process_state(device)
+    pipeline = load_pipeline(model, device=process_device(state, device), dtype="float32")
     settings = settings_for(pipeline, frames, clips_per_video, fit, seed)
     vae = pipeline.vae
     if state.is_main_process:
@@ -255,13 +251,13 @@ def prepare_dataset(
             vid = ids[path]
             bar.set_postfix_str(path.name[:30])
             record = {"video": vid, "source": path.relative_to(videos).as_posix(), "sha256": file_sha256(path)}
-            rng = np.random.default_rng([seed, zlib.crc32(vid.encode())])  # per video: any process order, same clips
+            rng = np.random.default_rng(derive_seed(seed, vid))  # per video: any process order, same clips
             generator = torch.Generator(vae.device).manual_seed(int(rng.integers(2**62)))
             try:
                 starts, windows, fps = read_windows(path, frames, clips_per_video, rng)
             except UnusableVideo as reason:
                 record.update(status="skipped", reason=str(reason))
-                _write_json(records / f"{vid}.json", record)
+                write_json(records / f"{vid}.json", record)
                 continue
             tensors = {}
             for k, window in enumerate(windows):
@@ -273,9 +269,10 @@ def prepare_dataset(
                 tensors[f"clip{k}.latents"] = encode_video(vae, pixels, generator, encode_batch_size)
                 tensors[f"clip{k}.still"] = (pixels[0] * 255).round().to(torch.uint8).contiguous()
             shard = output / "shards" / f"{vid}.safetensors"
-            _atomic_write(shard, lambda tmp, tensors=tensors, vid=vid: save_file(tensors, tmp, metadata={"video": vid}))
+            with atomic_file(shard) as partial:
+                save_file(tensors, str(partial), metadata={"video": vid})
             record.update(status="ok", fps=fps, starts=starts, shard=shard.relative_to(output).as_posix())
-            _write_json(records / f"{vid}.json", record)  # last: a video counts as done once its record exists
+            write_json(records / f"{vid}.json", record)  # last: a video counts as done once its record exists
         bar.close()
     state.wait_for_everyone()
 
@@ -296,8 +293,7 @@ def _open_output(output: Path, settings: PrepareSettings, model: str) -> None:
     try:
         for sub in ("shards", "records"):
             (output / sub).mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=output, prefix=".write-test-")
-        probe.close()
+        check_writable(output)
     except OSError as error:
         raise OutputFolderError(f"Cannot write to {output}: {error.strerror or error}.") from None
 
@@ -313,12 +309,11 @@ def _open_output(output: Path, settings: PrepareSettings, model: str) -> None:
     elif any((output / "records").iterdir()):
         raise DataError(f"{output} holds prepared clips but no dataset.json; prepare into a new folder.")
     else:
-        _write_json(
+        write_json(
             described,
             {"format": DATA_FORMAT, "model": model, "fingerprint": settings.fingerprint, "settings": asdict(settings)},
         )
-    for leftover in output.rglob(".*.partial"):
-        leftover.unlink(missing_ok=True)
+    remove_partials(output, recursive=True)
 
 
 def _write_index(output: Path, settings: PrepareSettings, model: str) -> dict:
@@ -352,24 +347,8 @@ def _write_index(output: Path, settings: PrepareSettings, model: str) -> dict:
         "clips": clips,
         "skipped": skipped,
     }
-    _write_json(output / "index.json", index)
+    write_json(output / "index.json", index)
     return index
-
-
-def _write_json(path: Path, data: dict) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
-
-
-def _atomic_write(path: Path, write) -> None:
-    """`write(temporary_path)`, then rename into place: the file appears whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.partial"
-    try:
-        write(str(temporary))
-        os.chmod(temporary, 0o666 & ~_UMASK)  # some writers (safetensors) create files readable by the owner only
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _read_json(path: Path, default):

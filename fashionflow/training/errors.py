@@ -1,13 +1,21 @@
 """Errors of data preparation and training, worded for the person who ran the command."""
 
+from ..base.errors import INPUT, OUTPUT, STOPPED, FashionFlowError
 
-class DataError(ValueError):
+
+class DataError(FashionFlowError, ValueError):
     """Videos or prepared data that cannot be used (empty folder, data made for another model, ...)."""
 
+    kind = INPUT
 
-class OutputFolderError(ValueError):
+
+class OutputFolderError(FashionFlowError, ValueError):
     """The output folder cannot be written (read-only, a file in the way, another run in it)."""
 
+    kind = OUTPUT
 
-class TrainingStopped(RuntimeError):
+
+class TrainingStopped(FashionFlowError, RuntimeError):
     """Training stopped on its own (a NaN loss); the message says where and what was kept."""
+
+    kind = STOPPED
