@@ -169,7 +169,7 @@ def video(args, *, before: bool, decoder: str = "full") -> dict:
         cpu["decode"] = (cpu_seconds() - cpu_start) / frames * VIDEO_FRAMES
         measured.update(decoded_frames=frames, decode_seconds_per_frame=per_frame)
 
-    pictures = pipe._postprocess(decoded, "pil")[0]
+    pictures = pipe.postprocess(decoded, "pil")[0]
     pictures = (pictures * (VIDEO_FRAMES // len(pictures) + 1))[:VIDEO_FRAMES]
     with tempfile.TemporaryDirectory() as folder:
         start, cpu_start = time.perf_counter(), cpu_seconds()

@@ -157,7 +157,7 @@ def run_case(args, dtype_name: str, attention: str, how: str) -> dict:
     gpu = Device(device)
     h, w = pipe.adapter.config.latent_size
     generator = torch.Generator(device).manual_seed(0)
-    cuda_graphs = pipe._uses_cuda_graphs()
+    cuda_graphs = pipe.uses_cuda_graphs
 
     # 1. U-Net step
     unet = pipe.unet
@@ -186,7 +186,7 @@ def run_case(args, dtype_name: str, attention: str, how: str) -> dict:
         result["unet_peak_mib"] = gpu.peak_mib()
 
     # 2. decoders, seconds per frame at the chunk the pipeline picks for this device
-    pipe._upcast_vae_if_needed()
+    pipe.upcast_vae_if_needed()
     decoders = {}
     latents = torch.randn(1, 4, args.decode_frames, h, w, device=device, generator=generator)
     for decoder in ("full", "tiny"):

@@ -146,7 +146,7 @@ def run_recipe(
         record.update(frames=frames, measured_frames=decode_frames, chunk_size=chunk,
                       seconds=record["seconds"] * frames / decode_frames, extrapolated=decode_frames < frames)  # fmt: skip
 
-    pictures = pipe._postprocess(decoded, "pil")[0]
+    pictures = pipe.postprocess(decoded, "pil")[0]
     pictures = (pictures * (frames // len(pictures) + 1))[:frames]  # a full-length clip for the writer
     timed(memory, device, lambda: export_video(pictures, out_dir / f"{name}.mp4"), stages.setdefault("export", {}))
     return {

@@ -261,7 +261,7 @@ def _generator(args: argparse.Namespace, bars: bool, device: str | None = None):
     multiple = pipeline.unet.frame_multiple
     if args.frames % multiple:
         raise ValueError(f"--frames must be a multiple of {multiple} for this model; got {args.frames}.")
-    pipeline._decoder(args.decoder)  # --decoder tiny on a model without one: say so before any photo
+    pipeline.decoder_model(args.decoder)  # --decoder tiny on a model without one: say so before any photo
     pipeline.set_progress_bar_config(disable=True)  # the stage bars below replace it
     print(f"Model: {describe_pipeline(pipeline, args.model)}")
     if args.model == TINY_RANDOM:

@@ -28,6 +28,11 @@ class CompileSettings:
     channels_last: bool
     seconds: dict[tuple, float] = field(default_factory=dict)  # shape key -> seconds spent compiling it
 
+    @property
+    def uses_cuda_graphs(self) -> bool:
+        """Inductor's "reduce-overhead" and "max-autotune" modes capture CUDA graphs."""
+        return self.backend == "inductor" and self.mode in ("reduce-overhead", "max-autotune")
+
     def describe(self) -> str:
         what = "compiled" if self.backend == "inductor" else f"compiled ({self.backend})"
         return f"{what}, mode {self.mode}" + (", channels-last decoder" if self.channels_last else "")
@@ -42,7 +47,7 @@ def compile_pipeline(
     pipeline, mode: str | None = None, backend: str = "inductor", channels_last: bool | None = None
 ) -> CompileSettings:
     """Compile the U-Net and the decoders of `pipeline` in place (their weights and names stay the same)."""
-    device = pipeline._execution_device
+    device = pipeline.execution_device
     mode = mode or default_compile_mode(device)
     if mode not in COMPILE_MODES:
         raise ValueError(f"Unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}.")
@@ -70,11 +75,11 @@ def warm_up(pipeline, batch: int, num_frames: int, decoder: str, decode_chunk_si
     """Run the compiled modules once at a request's shapes (twice for CUDA graphs, which record on
     the second call); returns the seconds this took, the compilation's cost for these shapes.
     decode_chunk_size None: nothing is decoded (latent output)."""
-    settings: CompileSettings = pipeline._compile_settings
+    settings: CompileSettings = pipeline.compile_settings
     key = shape_key(batch, num_frames, decoder, decode_chunk_size)
     if key in settings.seconds:
         return 0.0
-    device = pipeline._execution_device
+    device = pipeline.execution_device
     latent_h, latent_w = pipeline.adapter.config.latent_size
     unet = pipeline.unet
     sample = torch.zeros(
@@ -83,9 +88,9 @@ def warm_up(pipeline, batch: int, num_frames: int, decoder: str, decode_chunk_si
     context = torch.zeros(batch, pipeline.adapter.config.clip_tokens, unet.config.context_dim, device=device,
                           dtype=unet.dtype)  # fmt: skip
     timestep = torch.tensor(999, device=device)
-    model = pipeline._decoder(decoder) if decode_chunk_size else None
+    model = pipeline.decoder_model(decoder) if decode_chunk_size else None
 
-    cuda_graphs = pipeline._uses_cuda_graphs()
+    cuda_graphs = pipeline.uses_cuda_graphs
     start = time.perf_counter()
     for _ in range(2 if cuda_graphs else 1):
         if cuda_graphs:

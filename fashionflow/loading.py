@@ -34,8 +34,8 @@ def describe_pipeline(pipeline, name: str) -> str:
     and the settings chosen for this machine (CPU threads, frames per decoder call, decoders, compilation)."""
     label = " (untrained tiny model: its videos are noise)" if pipeline.config.untrained else ""
     dtype = str(pipeline.unet.dtype).removeprefix("torch.")
-    device = pipeline._execution_device
-    offload = ", CPU offload" if getattr(pipeline, "_offload_device", None) is not None else ""
+    device = pipeline.execution_device
+    offload = ", CPU offload" if pipeline.cpu_offloaded else ""
     line = f"{name}{label} on {device}{offload}, {dtype}, attention: {pipeline.attention_backend}"
     if device.type == "cpu":
         line += f", {torch.get_num_threads()} CPU threads"

@@ -113,9 +113,19 @@ class FashionFlowPipeline(DiffusionPipeline):
         return latent_h * self.vae_scale_factor, latent_w * self.vae_scale_factor
 
     @property
+    def execution_device(self) -> torch.device:
+        """Where the pipeline computes (the GPU also while models wait on the CPU under CPU offload)."""
+        return execution_device(self)
+
+    @property
+    def cpu_offloaded(self) -> bool:
+        """Whether models wait on the CPU between uses (`enable_model_cpu_offload`)."""
+        return cpu_offloaded(self)
+
+    @property
     def attention_backend(self) -> str:
         """The attention kernel the U-Net runs on the execution device: "sdpa" or "xformers"."""
-        return self.unet.attention_backend_on(self._execution_device)
+        return self.unet.attention_backend_on(self.execution_device)
 
     @property
     def decoders(self) -> tuple[str, ...]:
@@ -125,8 +135,8 @@ class FashionFlowPipeline(DiffusionPipeline):
     def decode_chunk_size_for(self, decoder: str = "full", num_frames: int | None = None) -> int:
         """Frames per decoder call chosen from the execution device and its free memory now."""
         height, width = self.frame_size
-        model = self._decoder(decoder)
-        return choose_decode_chunk_size(self._execution_device, decoder, height, width, model.dtype, num_frames)
+        model = self.decoder_model(decoder)
+        return choose_decode_chunk_size(self.execution_device, decoder, height, width, model.dtype, num_frames)
 
     # speed --------------------------------------------------------------------------------------------------------
 
@@ -146,15 +156,17 @@ class FashionFlowPipeline(DiffusionPipeline):
 
     @property
     def compile_settings(self) -> CompileSettings | None:
+        """How the pipeline was compiled (and the shapes compiled so far); None when it is not."""
         return self._compile_settings
 
-    def _uses_cuda_graphs(self) -> bool:
+    @property
+    def uses_cuda_graphs(self) -> bool:
+        """Whether compiled modules replay CUDA graphs (each call then marks the start of a step)."""
         settings = self._compile_settings
-        return settings is not None and settings.backend == "inductor" and settings.mode in (
-            "reduce-overhead", "max-autotune"
-        )  # fmt: skip
+        return settings is not None and settings.uses_cuda_graphs
 
-    def _decoder(self, decoder: str) -> AutoencoderKL | AutoencoderTiny:
+    def decoder_model(self, decoder: str) -> AutoencoderKL | AutoencoderTiny:
+        """The model that decodes with `decoder` ("full": the VAE, "tiny": TAESD), or ValueError saying why not."""
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}.")
         if decoder == "tiny" and self.tiny_vae is None:
@@ -192,7 +204,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         Generation and training both condition through here (training feeds the first two to
         the adapter it trains), so the two cannot drift apart.
         """
-        device = self._execution_device
+        device = self.execution_device
         clip_input = self._clip_pixel_values(pixels.cpu().float()).to(device, self.image_encoder.dtype)
         clip_hidden_states = self.image_encoder(clip_input).last_hidden_state
 
@@ -245,7 +257,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         decoder: "full" (the VAE's) or "tiny" (TAESD, for quick previews). chunk_size None: chosen
         from the device and its free memory (`decode_chunk_size_for`).
         """
-        model = self._decoder(decoder)
+        model = self.decoder_model(decoder)
         b, _, f, _, _ = latents.shape
         if chunk_size is None:
             chunk_size = self.decode_chunk_size_for(decoder, b * f)
@@ -258,12 +270,12 @@ class FashionFlowPipeline(DiffusionPipeline):
         frames = []
         for start in range(0, flat.shape[0], chunk_size):
             # contiguous: a compiled decoder is specialised to one memory layout as well as one shape
-            chunk = flat[start : start + chunk_size].to(self._execution_device, model.dtype).contiguous()
+            chunk = flat[start : start + chunk_size].to(self.execution_device, model.dtype).contiguous()
             count = chunk.shape[0]
             if self._compile_settings is not None and count < chunk_size:
                 # a compiled decoder has one shape: fill the last chunk up with copies of its last frame
                 chunk = torch.cat((chunk, chunk[-1:].expand(chunk_size - count, -1, -1, -1)))
-            if self._uses_cuda_graphs():
+            if self.uses_cuda_graphs:
                 torch.compiler.cudagraph_mark_step_begin()
             frames.append(model.decode(chunk).sample[:count].float().clamp(0, 1).cpu())
             if progress is not None:
@@ -325,7 +337,7 @@ class FashionFlowPipeline(DiffusionPipeline):
             images, num_frames, sampler, num_inference_steps, fit, decode_chunk_size, output_type, output_path, fps,
             callback_on_step_end_tensor_inputs, decoder,
         )  # fmt: skip
-        self._upcast_vae_if_needed()
+        self.upcast_vae_if_needed()
         if decode_chunk_size is None and output_type != "latent":
             decode_chunk_size = self.decode_chunk_size_for(decoder, len(images) * num_frames)
         compile_seconds = None
@@ -357,7 +369,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
                 model_input = scheduler.scale_model_input(latents, t).to(unet_dtype)
-                if self._uses_cuda_graphs():
+                if self.uses_cuda_graphs:
                     torch.compiler.cudagraph_mark_step_begin()
                 # a float32 copy: with CUDA graphs the next step overwrites the U-Net's output buffer
                 noise_pred = self.unet(model_input, t, context).sample.to(torch.float32, copy=True)
@@ -377,14 +389,14 @@ class FashionFlowPipeline(DiffusionPipeline):
             frames = latents
         else:
             video = self.decode_latents(latents, decode_chunk_size, progress, decoder)  # (b, f, 3, H, W)
-            frames = self._postprocess(video, output_type)
+            frames = self.postprocess(video, output_type)
 
         # 8. Export
         video_path = None
         if output_path is not None:
             if progress is not None:
                 progress("export", 0, 1)
-            pictures = frames[0] if output_type == "pil" else self._postprocess(video, "pil")[0]
+            pictures = frames[0] if output_type == "pil" else self.postprocess(video, "pil")[0]
             video_path = export_video(boomerang(pictures) if loop else pictures, output_path, fps)
             if progress is not None:
                 progress("export", 1, 1)
@@ -415,7 +427,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}.")
         if output_type != "latent":
-            self._decoder(decoder)  # an unknown or absent decoder fails before any work
+            self.decoder_model(decoder)  # an unknown or absent decoder fails before any work
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}; got {output_type!r}.")
         if output_path is not None:
@@ -433,21 +445,39 @@ class FashionFlowPipeline(DiffusionPipeline):
                 f"callback_on_step_end_tensor_inputs may hold {self._callback_tensor_inputs}; got {unknown}."
             )
 
-    def _upcast_vae_if_needed(self) -> None:
-        # Stable Diffusion's VAE overflows in float16 on some images (NaN, black frames): run it in
-        # float32 when the pipeline is half precision (bfloat16 has the range and stays).
+    def upcast_vae_if_needed(self) -> None:
+        """Stable Diffusion's VAE overflows in float16 on some images (NaN, black frames): run it in
+        float32 when the pipeline is half precision (bfloat16 has the range and stays)."""
         if self.vae.dtype == torch.float16 and getattr(self.vae.config, "force_upcast", True):
             logger.info("Running the VAE in float32 (float16 can produce NaN frames).")
             self.vae.to(dtype=torch.float32)
 
+    _upcast_vae_if_needed = upcast_vae_if_needed  # the earlier name
+
     @staticmethod
-    def _postprocess(video: torch.Tensor, output_type: str):
+    def postprocess(video: torch.Tensor, output_type: str):
+        """Decoded frames (b, f, 3, H, W) in [0, 1] as `output_type` says: "pt" as they are, "np"
+        (b, f, H, W, 3), or "pil" (lists of images)."""
         if output_type == "pt":
             return video
         array = video.permute(0, 1, 3, 4, 2).numpy()  # (b, f, H, W, 3)
         if output_type == "np":
             return array
         return [[PIL.Image.fromarray((frame * 255).round().astype(np.uint8)) for frame in clip] for clip in array]
+
+
+# diffusers keeps where a pipeline computes, and whether it offloads, in private attributes:
+# these two functions are the one place that reads them.
+
+
+def execution_device(pipeline) -> torch.device:
+    """Where a diffusers pipeline computes (diffusers points it at the GPU under CPU offload)."""
+    return pipeline._execution_device
+
+
+def cpu_offloaded(pipeline) -> bool:
+    """Whether a diffusers pipeline keeps its models on the CPU between uses."""
+    return getattr(pipeline, "_offload_device", None) is not None
 
 
 def _is_single_image(image) -> bool:

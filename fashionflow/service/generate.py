@@ -132,7 +132,9 @@ def run_generation(
             # Outside the except block: the caught error's traceback holds the tensors that filled
             # the memory, and a new exception raised inside it would keep them as its context.
             release_memory()
-            device = str(getattr(pipeline, "_execution_device", "cpu"))
+            from ..pipeline import execution_device
+
+            device = str(execution_device(pipeline))
             raise OutOfMemoryError(out_of_memory_message(settings, device))
     return GenerationResult(
         mp4=mp4,
