@@ -9,7 +9,6 @@ The folder appears complete or not at all: it is assembled beside the target and
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import json
 import os
@@ -20,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import assembly
+from .assembly import assemble_pipeline, bullets, save_pipeline, table
 from .base.errors import UNREACHABLE, FashionFlowError, first_sentence
-from .base.files import atomic_folder, file_sha256
+from .base.files import file_sha256
 
 DEFAULT_OUTPUT = Path("weights/fashionflow-official")
 DEFAULT_CACHE = Path(os.environ.get("FASHIONFLOW_CACHE", Path.home() / ".cache" / "fashionflow"))
@@ -424,10 +425,10 @@ def download_official_pipeline(
     say("Converting the checkpoint", 0, None)
     pipeline = _assemble(vae_folder, clip_folder, checkpoint_path, taesd_folder)
     say("Writing the model folder", 0, None)
-    with atomic_folder(output_dir) as staging:
-        pipeline.save_pretrained(staging, safe_serialization=True)
-        (staging / "README.md").write_text(model_card(sources))
-        (staging / "fashionflow_sources.json").write_text(json.dumps([asdict(s) for s in sources], indent=2))
+    card = model_card(sources)
+    save_pipeline(
+        pipeline, output_dir, card, {"fashionflow_sources.json": json.dumps([asdict(s) for s in sources], indent=2)}
+    )
     return output_dir
 
 
@@ -437,8 +438,6 @@ def _assemble(vae_folder: Path, clip_folder: Path, checkpoint_path: Path, taesd_
 
     from ._compat import clip_image_processor_class
     from .convert import convert_checkpoint
-    from .pipeline import FashionFlowPipeline
-    from .schedulers import published_scheduler
 
     unet, adapter = convert_checkpoint(checkpoint_path)
     try:
@@ -449,61 +448,52 @@ def _assemble(vae_folder: Path, clip_folder: Path, checkpoint_path: Path, taesd_
         tiny_vae = AutoencoderTiny.from_pretrained(taesd_folder) if taesd_folder is not None else None
     except (OSError, ValueError) as error:
         raise DownloadError(f"The downloaded VAE / CLIP / TAESD files could not be loaded: {error}") from None
-    return FashionFlowPipeline(
+    return assemble_pipeline(
         vae=vae,
         image_encoder=image_encoder,
         feature_extractor=feature_extractor,
         unet=unet,
         adapter=adapter,
-        scheduler=published_scheduler(),
         clip_preprocessing="published-checkpoint",
         tiny_vae=tiny_vae,
     )
 
 
 def model_card(sources: list[FetchedSource]) -> str:
-    from . import __version__
-
-    rows = "\n".join(
-        f"| {s.name} | {s.source} | {s.revision or '-'} | {s.sha256 or '-'} | {s.licence} | {s.path} |" for s in sources
+    """The published pipeline's card: every source, revision, checksum and licence."""
+    rows = [(s.name, s.source, s.revision or "-", s.sha256 or "-", s.licence, s.path) for s in sources]
+    return assembly.model_card(
+        "FashionFlow (published checkpoint)",
+        "A complete `FashionFlowPipeline` folder assembled by `python -m fashionflow download`, which loads offline",
+        [
+            ("Sources", table(("component", "source", "revision", "sha256", "licence", "fetched from"), rows)),
+            (
+                None,
+                bullets(
+                    [
+                        "The U-Net and adapter are the authors' published weights (Islam et al., *FashionFlow: Leveraging\n"
+                        "  Diffusion Models for Dynamic Fashion Video Synthesis from Static Imagery*, arXiv:2310.00106),\n"
+                        "  converted key by key; the authors' repository (github.com/tasinislam21/FashionFlow) states no\n"
+                        "  licence for them. They were trained on the UBC Fashion dataset, whose terms are research use.",
+                        "The VAE is Stable Diffusion v1-4's (CreativeML OpenRAIL-M: its use restrictions apply).",
+                        "CLIP ViT-B/32 is OpenAI's (MIT).",
+                        "The tiny decoder (`tiny_vae`, when listed above) is TAESD by Ollin Boer Bohan (MIT), a distilled\n"
+                        '  copy of the VAE\'s decoder: `decoder="tiny"` / `--decoder tiny` makes quick previews with it;\n'
+                        "  final videos use the VAE.",
+                    ]
+                ),
+            ),
+            (
+                "Settings",
+                bullets(
+                    [
+                        "`clip_preprocessing: published-checkpoint`: CLIP is fed the way this checkpoint was trained\n"
+                        "  (the [0, 1] image is rescaled by 1/255 once more, so CLIP sees an almost black image).",
+                        "Pixels enter and leave the VAE in [0, 1]; the noise schedule is the published cosine ramp of beta.",
+                    ]
+                ),
+            ),
+        ],
+        tags=("image-to-video", "fashion", "video-diffusion"),
+        license="other",
     )
-    today = datetime.date.today().isoformat()
-    return f"""---
-library_name: diffusers
-pipeline_tag: image-to-video
-tags: [fashionflow, image-to-video, fashion, video-diffusion]
-license: other
----
-
-# FashionFlow (published checkpoint)
-
-A complete `FashionFlowPipeline` folder assembled by `python -m fashionflow download`
-(fashionflow {__version__}) on {today}. Load it offline with
-
-```python
-from fashionflow import FashionFlowPipeline
-pipe = FashionFlowPipeline.from_pretrained("path/to/this/folder")
-```
-
-## Sources
-
-| component | source | revision | sha256 | licence | fetched from |
-| --- | --- | --- | --- | --- | --- |
-{rows}
-
-- The U-Net and adapter are the authors' published weights (Islam et al., *FashionFlow: Leveraging
-  Diffusion Models for Dynamic Fashion Video Synthesis from Static Imagery*, arXiv:2310.00106),
-  converted key by key; the authors' repository (github.com/tasinislam21/FashionFlow) states no
-  licence for them. They were trained on the UBC Fashion dataset, whose terms are research use.
-- The VAE is Stable Diffusion v1-4's (CreativeML OpenRAIL-M: its use restrictions apply).
-- CLIP ViT-B/32 is OpenAI's (MIT).
-- The tiny decoder (`tiny_vae`, when listed above) is TAESD by Ollin Boer Bohan (MIT), a distilled
-  copy of the VAE's decoder: `decoder="tiny"` / `--decoder tiny` makes quick previews with it;
-  final videos use the VAE.
-
-## Settings
-
-- `clip_preprocessing: published-checkpoint`: CLIP is fed the way this checkpoint was trained
-  (the [0, 1] image is rescaled by 1/255 once more, so CLIP sees an almost black image).
-- Pixels enter and leave the VAE in [0, 1]; the noise schedule is the published cosine ramp of beta.
-"""

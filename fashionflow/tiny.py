@@ -45,34 +45,29 @@ TINY_LATENT_SIZE = (16, 16)  # 128 x 128 pixel frames
 def build_tiny_pipeline(seed: int = 0):
     """A complete FashionFlowPipeline with tiny random models; the same weights for the same seed."""
     from diffusers import AutoencoderKL, AutoencoderTiny
-    from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    from ._compat import clip_image_processor_class
+    from .assembly import assemble_pipeline, clip_tokens, random_image_encoder
     from .models import ConditionAdapter, FashionFlowUNet
-    from .pipeline import FashionFlowPipeline
-    from .schedulers import published_scheduler
 
-    clip_config = CLIPVisionConfig(**TINY_CLIP_CONFIG)
-    clip_tokens = (clip_config.image_size // clip_config.patch_size) ** 2 + 1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        pipeline = FashionFlowPipeline(
-            vae=AutoencoderKL(**TINY_VAE_CONFIG),
-            image_encoder=CLIPVisionModel(clip_config),
-            feature_extractor=clip_image_processor_class()(
-                size={"shortest_edge": clip_config.image_size},
-                crop_size={"height": clip_config.image_size, "width": clip_config.image_size},
-            ),
-            unet=FashionFlowUNet(**TINY_UNET_CONFIG),
-            adapter=ConditionAdapter(
-                latent_size=TINY_LATENT_SIZE, clip_tokens=clip_tokens, context_dim=TINY_UNET_CONFIG["context_dim"]
-            ),
-            scheduler=published_scheduler(),
-            untrained=True,
-            tiny_vae=AutoencoderTiny(**TINY_TAESD_CONFIG),  # made last: the other weights stay as they were
+        vae = AutoencoderKL(**TINY_VAE_CONFIG)
+        image_encoder, feature_extractor = random_image_encoder(TINY_CLIP_CONFIG)
+        unet = FashionFlowUNet(**TINY_UNET_CONFIG)
+        adapter = ConditionAdapter(
+            latent_size=TINY_LATENT_SIZE,
+            clip_tokens=clip_tokens(image_encoder),
+            context_dim=TINY_UNET_CONFIG["context_dim"],
         )
+        tiny_vae = AutoencoderTiny(**TINY_TAESD_CONFIG)  # made last: the other weights stay as they were
     with torch.no_grad():  # random TAESD-like weights decode to black; centre them in [0, 1] (grey noise)
-        pipeline.tiny_vae.decoder.layers[-1].bias.fill_(0.75)
-    for model in (pipeline.vae, pipeline.image_encoder, pipeline.unet, pipeline.adapter, pipeline.tiny_vae):
-        model.eval()  # as from_pretrained leaves them (the VAE decodes differently in training mode)
-    return pipeline
+        tiny_vae.decoder.layers[-1].bias.fill_(0.75)
+    return assemble_pipeline(
+        vae=vae,
+        image_encoder=image_encoder,
+        feature_extractor=feature_extractor,
+        unet=unet,
+        adapter=adapter,
+        untrained=True,
+        tiny_vae=tiny_vae,
+    )
