@@ -1,15 +1,52 @@
-"""Defaults and choices that the command line's `--help` shows, in a module that imports nothing heavy.
+"""Defaults and choices that the command line's `--help` shows, and the settings of loading a model,
+in a module that imports nothing heavy (no torch, no diffusers: `--help` answers at once).
 
-The library modules own these values (pipeline, schedulers, models, loading); the CLI reads
-these copies so that `python -m fashionflow --help` answers without importing torch or
-diffusers (7 s here). tests/test_batch.py checks that every copy agrees with its owner.
+The library modules take these values from here (the pipeline, the schedulers, the models,
+loading); tests/test_batch.py checks that each agrees with what its module works with.
 """
 
-DEFAULT_NUM_FRAMES = 70  # pipeline.DEFAULT_NUM_FRAMES
-DEFAULT_DECODE_CHUNK_SIZE = 8  # pipeline.DEFAULT_DECODE_CHUNK_SIZE
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base.options import option
+
+DEFAULT_MODEL = "weights/fashionflow-official"  # where `python -m fashionflow download` writes the published weights
+TINY_RANDOM = "tiny-random"  # a tiny untrained pipeline built in-process (tiny.py)
+DEFAULT_NUM_FRAMES = 70  # pipeline.DEFAULT_NUM_FRAMES: the clips the published model was trained on
+# The pipeline picks the frames per decoder call from the device when given None (runtime.py); 8
+# is the former fixed default, still where the app's slider starts and what the protocol uses.
+DEFAULT_DECODE_CHUNK_SIZE = 8
 SAMPLER_NAMES = ("ddpm", "ddim", "dpm++", "unipc")  # schedulers.SAMPLERS
-DEFAULT_SAMPLER = "dpm++"  # schedulers.DEFAULT_SAMPLER
-NUM_TRAIN_TIMESTEPS = 1000  # schedulers.NUM_TRAIN_TIMESTEPS: no sampler takes more steps
+DEFAULT_SAMPLER = "dpm++"
+NUM_TRAIN_TIMESTEPS = 1000  # the published schedule's length: no sampler takes more steps
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # loading.DTYPES
-ATTENTION_BACKENDS = ("auto", "sdpa", "xformers")  # models.ATTENTION_BACKENDS
-DECODERS = ("full", "tiny")  # runtime.DECODERS (imported from here): the VAE's decoder, or TAESD for quick previews
+ATTENTION_BACKENDS = ("auto", "sdpa", "xformers")  # models.attention_backend
+DECODERS = ("full", "tiny")  # the VAE's decoder, or TAESD for quick previews (runtime.DECODERS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings:
+    """Which model to load and how: the settings `generate`, `evaluate` and the web app share (the app
+    also reads them from the environment variables named here)."""
+
+    model: str = option(
+        DEFAULT_MODEL,
+        "pipeline folder, Hugging Face Hub id, or tiny-random (default: {default})",
+        env="FASHIONFLOW_MODEL",
+    )
+    device: str | None = option(
+        None, "cuda, cuda:1, mps or cpu (default: the best one present)", env="FASHIONFLOW_DEVICE"
+    )
+    dtype: str | None = option(
+        None,
+        "precision (default: bfloat16/float16 on CUDA, float32 elsewhere)",
+        choices=DTYPE_NAMES,
+        env="FASHIONFLOW_DTYPE",
+    )
+    attention: str = option(
+        "auto", "attention kernel (default: {default})", choices=ATTENTION_BACKENDS, env="FASHIONFLOW_ATTENTION"
+    )
+    cpu_offload: bool = option(
+        False, "keep models in CPU memory until used (saves GPU memory)", env="FASHIONFLOW_CPU_OFFLOAD"
+    )

@@ -23,8 +23,9 @@ from . import assembly
 from .assembly import assemble_pipeline, bullets, save_pipeline, table
 from .base.errors import UNREACHABLE, FashionFlowError, first_sentence
 from .base.files import file_sha256
+from .defaults import DEFAULT_MODEL
 
-DEFAULT_OUTPUT = Path("weights/fashionflow-official")
+DEFAULT_OUTPUT = Path(DEFAULT_MODEL)
 DEFAULT_CACHE = Path(os.environ.get("FASHIONFLOW_CACHE", Path.home() / ".cache" / "fashionflow"))
 CHECKPOINT_FILENAME = "FashionFlow_checkpoint.pth"
 

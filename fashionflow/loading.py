@@ -9,14 +9,12 @@ from pathlib import Path
 import torch
 
 from .base.errors import MISSING, FashionFlowError
-from .hub import DEFAULT_OUTPUT
+from .defaults import DEFAULT_MODEL, DTYPE_NAMES, TINY_RANDOM
 from .runtime import configure_cpu_threads
-from .tiny import TINY_RANDOM
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = str(DEFAULT_OUTPUT)
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 DOWNLOAD_HINT = (
     "Run `python -m fashionflow download` to fetch the published weights (about 1 GB), "
     f"or pass `--model {TINY_RANDOM}` to try the software with an untrained model (its videos are noise)."

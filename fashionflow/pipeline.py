@@ -21,6 +21,7 @@ from transformers import CLIPVisionModel
 from transformers.image_processing_utils import BaseImageProcessor
 
 from .compile import CompileSettings, compile_pipeline, warm_up
+from .defaults import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES  # noqa: F401  (pipeline.DEFAULT_DECODE_CHUNK_SIZE)
 from .image import DEFAULT_FIT, FIT_MODES, ImageInput, frame_image, image_to_tensor, load_image
 from .models import ConditionAdapter, FashionFlowUNet
 from .runtime import DECODERS, choose_decode_chunk_size
@@ -31,10 +32,6 @@ logger = logging.getLogger(__name__)
 
 CLIP_PREPROCESSING = ("published-checkpoint", "standard")
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-DEFAULT_NUM_FRAMES = 70
-# The pipeline picks the frames per decoder call from the device when given None
-# (fashionflow.runtime); 8 is the former fixed default, still where the app's slider starts.
-DEFAULT_DECODE_CHUNK_SIZE = 8
 
 ProgressCallback = Callable[[str, int, int], None]
 

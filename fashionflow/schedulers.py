@@ -23,7 +23,7 @@ from diffusers.schedulers.scheduling_ddpm import DDPMSchedulerOutput
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-NUM_TRAIN_TIMESTEPS = 1000
+from .defaults import DEFAULT_SAMPLER, NUM_TRAIN_TIMESTEPS, SAMPLER_NAMES
 
 
 class AncestralDDPMScheduler(DDPMScheduler):
@@ -75,7 +75,7 @@ SAMPLERS: dict[str, tuple[type[SchedulerMixin], dict, int]] = {
     ),
     "unipc": (UniPCMultistepScheduler, dict(solver_order=2, timestep_spacing="trailing"), 25),
 }
-DEFAULT_SAMPLER = "dpm++"
+assert set(SAMPLERS) == set(SAMPLER_NAMES) and DEFAULT_SAMPLER in SAMPLERS  # the names --help shows
 
 
 def published_betas() -> torch.Tensor:

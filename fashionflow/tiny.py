@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-TINY_RANDOM = "tiny-random"
+from .defaults import TINY_RANDOM  # noqa: F401  (the name --model takes for it)
 
 TINY_UNET_CONFIG = dict(
     base_channels=8,

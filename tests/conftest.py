@@ -1,11 +1,20 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import pytest
-import torch
+# Downloads and caches the tests make (detector files, real-video statistics) go to a folder of this
+# session, not the user's ~/.cache/fashionflow; set before fashionflow reads it.
+if "FASHIONFLOW_CACHE" not in os.environ:
+    os.environ["FASHIONFLOW_CACHE"] = tempfile.mkdtemp(prefix="fashionflow-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["FASHIONFLOW_CACHE"], True)
 
-from fashionflow import FashionFlowUNet
-from fashionflow.tiny import TINY_UNET_CONFIG
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from fashionflow import FashionFlowUNet  # noqa: E402
+from fashionflow.tiny import TINY_UNET_CONFIG  # noqa: E402
 
 # The authors' key layout and test vectors live beside the checkout, never inside it.
 REFERENCE_DIR = Path(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import fashionflow.cli as cli
+import fashionflow.batch_cli as batch_cli
 from fashionflow import defaults
 from fashionflow.batch import MANIFEST, derive_seed, find_photos, plan_jobs
 from fashionflow.cli import main
@@ -60,7 +60,7 @@ def fake_model(monkeypatch):
 
         return generate
 
-    monkeypatch.setattr(cli, "_generator", generator)
+    monkeypatch.setattr(batch_cli, "_generator", generator)
     return Fake
 
 

@@ -224,9 +224,9 @@ def test_download_with_the_hub_unreachable_answers_at_once(tmp_path, monkeypatch
 
 
 def test_model_path_that_does_not_exist_gets_advice_that_works(tmp_path, monkeypatch, capsys):
-    import fashionflow.cli as cli
+    import fashionflow.batch_cli as batch_cli
 
-    monkeypatch.setattr(cli, "_generator", lambda *a, **k: pytest.fail("the model must not load"))
+    monkeypatch.setattr(batch_cli, "_generator", lambda *a, **k: pytest.fail("the model must not load"))
     photo = tmp_path / "p.png"
     Image.new("RGB", (200, 200)).save(photo)
     assert main(["generate", str(photo), "-o", str(tmp_path / "v.mp4"), "--model", "/no/such/path"]) == 2

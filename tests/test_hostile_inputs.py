@@ -42,6 +42,7 @@ def test_command_line(hostile_folder, tmp_path, monkeypatch, capsys):
     stand-in that frames the photo as the pipeline does (the tiny model's own runs are in test_cli)."""
     import numpy as np
 
+    import fashionflow.batch_cli as batch_cli
     import fashionflow.cli as cli
     from fashionflow.video import export_video
 
@@ -52,7 +53,7 @@ def test_command_line(hostile_folder, tmp_path, monkeypatch, capsys):
 
         return generate
 
-    monkeypatch.setattr(cli, "_generator", generator)
+    monkeypatch.setattr(batch_cli, "_generator", generator)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "videos"
     assert cli.main(["generate", str(hostile_folder), "-o", str(out), "--model", "tiny-random"]) == 1

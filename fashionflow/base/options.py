@@ -80,7 +80,14 @@ def flag_of(field: dataclasses.Field, opt: Option) -> str:
 
 def flags_of(*settings_classes: type) -> dict[str, str]:
     """setting -> flag, for wording errors the way the command line's reader typed them."""
-    return {f.name: flag_of(f, opt) for cls in settings_classes for f, opt in options_of(cls) if opt.cli}
+    flags: dict[str, str] = {}
+    for cls in settings_classes:
+        for field, opt in options_of(cls):
+            if opt.cli:
+                if flags.get(field.name, flag_of(field, opt)) != flag_of(field, opt):
+                    raise ValueError(f"Two settings of one command are named {field.name!r}.")
+                flags[field.name] = flag_of(field, opt)
+    return flags
 
 
 # the command line ---------------------------------------------------------------------------------------------
@@ -92,27 +99,24 @@ def add_arguments(
     *,
     defaults: Mapping[str, Any] | None = None,
     check_on_parse: bool = False,
-    groups: Mapping[str, Sequence[str]] | None = None,
+    only: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
     show_env: bool = False,
 ) -> None:
-    """Add a flag for every setting of `settings_class` that has one.
+    """Add a flag for every setting of `settings_class` that has one (to a parser or an argument group).
 
     `defaults` replaces the dataclass's defaults (the app's launcher: from environment variables).
     `check_on_parse`: numbers out of their range are refused while parsing, by argparse, naming the
     flag; otherwise they are parsed as numbers and `check` refuses them afterwards.
-    `groups`: section title -> settings, for `--help`. `show_env`: the help names each variable.
+    `only` / `exclude`: the settings to add (a section of `--help` gets its own call).
+    `show_env`: each help names the setting's environment variables.
     """
     hints = typing.get_type_hints(settings_class)
-    sections: dict[str, Any] = {}
-    for title, names in (groups or {}).items():
-        section = parser.add_argument_group(title)
-        sections.update(dict.fromkeys(names, section))
     for field, opt in options_of(settings_class):
-        if not opt.cli:
+        if not opt.cli or field.name in exclude or (only is not None and field.name not in only):
             continue
         default = (defaults or {}).get(field.name, _default_of(field))
-        target = sections.get(field.name, parser)
-        target.add_argument(
+        parser.add_argument(
             *_names(field, opt), **_argument(field, opt, hints[field.name], default, check_on_parse, show_env)
         )
 

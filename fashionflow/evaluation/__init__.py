@@ -5,7 +5,8 @@ One module per concern: `videos` (reading files and frame folders), `clips` (whi
 `detectors` (TorchScript I3D / C3D, fetched and cached), `statistics` (float64 mean and biased
 covariance), `scores` (Frechet distance, inception score), `frame_metrics` (paired per-frame
 metrics), `registry` (metric names and protocols), `evaluator` (putting them together: `evaluate()`) and
-`protocol` (generating one video per test video).
+`protocol` (generating one video per test video), `settings` (the settings of both, with their flags) and
+`cli` (the `evaluate` command).
 """
 
 from ..base.lazy import lazy_attributes
@@ -15,10 +16,9 @@ _LAZY = {
     **dict.fromkeys(
         ["C3D", "DETECTORS", "I3D", "DetectorUnavailableError", "fetch_detector", "load_detector"], ".detectors"
     ),
-    **dict.fromkeys(
-        ["EvaluationSettings", "MetricUnavailableError", "evaluate", "format_table", "write_report"], ".evaluator"
-    ),
-    **dict.fromkeys(["ProtocolSettings", "generate_test_videos", "video_seed"], ".protocol"),
+    **dict.fromkeys(["MetricUnavailableError", "evaluate", "format_table", "write_report"], ".evaluator"),
+    **dict.fromkeys(["EvaluationSettings", "ProtocolSettings"], ".settings"),
+    **dict.fromkeys(["generate_test_videos", "video_seed"], ".protocol"),
     **dict.fromkeys(["DEFAULT_METRICS", "METRICS", "protocol_name"], ".registry"),
     **dict.fromkeys(["frechet_distance", "inception_score"], ".scores"),
     "FeatureStatistics": ".statistics",

@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +24,13 @@ from tqdm.auto import tqdm
 
 from ..base.errors import INPUT, FashionFlowError
 from ..base.files import write_json
+from ..base.options import check
 from ..hub import DEFAULT_CACHE
-from ..image import DEFAULT_FIT
 from ..loading import best_device
 from .clips import Clip, ClipSelection, select_clips
 from .detectors import C3D, I3D, DetectorFile, DetectorSpec, cached_path, fetch_detector, load_detector
 from .frame_metrics import FrameMetrics, lpips_unavailable_reason, pair_videos
 from .registry import (
-    DEFAULT_CLIP_FRAMES,
     DEFAULT_METRICS,
     ISV_FRAMES,
     ISV_SHUFFLE_SEED,
@@ -41,6 +40,7 @@ from .registry import (
     protocol_name,
 )
 from .scores import frechet_distance, inception_score
+from .settings import EvaluationSettings
 from .statistics import FeatureStatistics
 from .videos import NoVideosError, VideoReadError, find_videos
 
@@ -51,27 +51,13 @@ class MetricUnavailableError(FashionFlowError, ValueError):
     kind = INPUT
 
 
-@dataclass(frozen=True)
-class EvaluationSettings:
-    frames: int = DEFAULT_CLIP_FRAMES  # clip length for FVD
-    max_clips: int = MAX_CLIPS  # per side
-    clip_seed: int = 0  # draws the real clips' start frames
-    batch_size: int = 8  # clips per detector call
-    num_workers: int = 0  # processes reading clips
-    fit: str = DEFAULT_FIT  # how real frames are fitted to the generated size for SSIM/PSNR/LPIPS
-    device: str | None = None  # default: cuda when present, else cpu
-    # detectors/ and statistics/ go here (default: $FASHIONFLOW_CACHE, else ~/.cache/fashionflow)
-    cache_dir: str | None = None
-    cache_real_statistics: bool = False  # keep the real side's FVD statistics for the next run on the same clips
-
-
 def evaluate(
     real: str | os.PathLike,
     generated: str | os.PathLike,
     metrics: Sequence[str] | None = None,
     i3d: str | os.PathLike | None = None,
     c3d: str | os.PathLike | None = None,
-    settings: EvaluationSettings = EvaluationSettings(),
+    settings: EvaluationSettings | None = None,
     show_progress: bool = True,
 ) -> dict:
     """Compute `metrics` (default: all that can run) of the videos in `generated` against `real`.
@@ -88,8 +74,8 @@ def evaluate(
     unknown = [m for m in requested if m not in METRICS]
     if unknown:
         raise ValueError(f"Unknown metric(s) {', '.join(unknown)}; choose from: {', '.join(METRICS)}.")
-    if settings.frames < 1 or settings.max_clips < 1 or settings.batch_size < 1:
-        raise ValueError("frames, max_clips and batch_size must be positive.")
+    settings = settings or EvaluationSettings()
+    check(settings)
     device = torch.device(settings.device or best_device())
     cache_root = Path(settings.cache_dir) if settings.cache_dir else DEFAULT_CACHE
 

@@ -13,7 +13,7 @@ The generated folder then goes through `evaluate` against the test videos.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,26 +22,13 @@ from tqdm.auto import tqdm
 
 from ..base.files import atomic_folder
 from ..base.manifests import Manifest
+from ..base.options import check
 from ..base.seeds import derive_seed
-from ..image import DEFAULT_FIT, ImageInputError
-from ..pipeline import DEFAULT_DECODE_CHUNK_SIZE
-from ..schedulers import DEFAULT_SAMPLER, default_steps
-from ..video import DEFAULT_FPS, export_video
-from .registry import GENERATED_FORMATS
+from ..image import ImageInputError
+from ..schedulers import default_steps
+from ..video import export_video
+from .settings import ProtocolSettings
 from .videos import VideoReadError, find_videos
-
-
-@dataclass(frozen=True)
-class ProtocolSettings:
-    sampler: str = DEFAULT_SAMPLER
-    steps: int | None = None  # default: the sampler's
-    seed: int = 0  # base seed; each video's seed is derived from it and the video's name
-    fit: str = DEFAULT_FIT
-    frames: int | None = None  # None: the test video's length
-    decode_chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE
-    output_format: str = "frames"
-    fps: int = DEFAULT_FPS  # for mp4 output
-    overwrite: bool = False
 
 
 def video_seed(base_seed: int, name: str) -> int:
@@ -62,7 +49,7 @@ def generate_test_videos(
     model: str,
     test_videos: str | os.PathLike,
     output_dir: str | os.PathLike,
-    settings: ProtocolSettings = ProtocolSettings(),
+    settings: ProtocolSettings | None = None,
     device: str | None = None,
     dtype: str | None = None,
     attention: str = "auto",
@@ -75,8 +62,8 @@ def generate_test_videos(
 
     from ..loading import load_pipeline
 
-    if settings.output_format not in GENERATED_FORMATS:
-        raise ValueError(f"output_format must be one of {GENERATED_FORMATS}; got {settings.output_format!r}.")
+    settings = settings or ProtocolSettings()
+    check(settings)
     state = PartialState(cpu=not torch.cuda.is_available())
     folder = find_videos(test_videos, "test")
     output_dir = Path(output_dir)
@@ -127,7 +114,7 @@ def _run_settings(model: str, settings: ProtocolSettings) -> dict:
         "steps": settings.steps or default_steps(settings.sampler),
         "fit": settings.fit,
         "base_seed": settings.seed,
-        "video_frames": settings.frames,
+        "video_frames": settings.video_frames,
     }
 
 
@@ -150,7 +137,7 @@ def _generate_one(pipeline, model: str, video, output_dir: Path, settings: Proto
         first = next(video.iter_frames(), None)
         if first is None:
             raise VideoReadError(f"{video.path} has no frames.")
-        length = settings.frames or video.num_frames()
+        length = settings.video_frames or video.num_frames()
         length -= length % multiple
         if length < multiple:
             raise VideoReadError(f"{video.path} is too short to make a video of at least {multiple} frames.")

@@ -15,9 +15,9 @@ import logging
 import torch
 import torch.nn.functional as F
 
-logger = logging.getLogger(__name__)
+from ..defaults import ATTENTION_BACKENDS
 
-ATTENTION_BACKENDS = ("auto", "sdpa", "xformers")
+logger = logging.getLogger(__name__)
 
 
 def check_attention_backend(name: str) -> str:

@@ -1,17 +1,57 @@
-"""How the app is started: command-line options, each with an environment variable (how Hugging
-Face Spaces configures an app), checked once here for both."""
+"""How the app is started: `LaunchSettings`, each setting a command-line option and an environment
+variable (how Hugging Face Spaces configures an app), read and checked once here for both.
+
+The model's settings (--model, --device, --dtype, --attention, --cpu-offload) are `ModelSettings`,
+the ones `python -m fashionflow generate` takes, with the same help and choices.
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from ..base.environment import env_flag, env_whole_number, on_spaces, whole_number
-from ..loading import DEFAULT_MODEL, DTYPES
-from ..models import ATTENTION_BACKENDS
+from ..base.environment import on_spaces, whole_number
+from ..base.options import add_arguments, from_environment, option, options_of
+from ..defaults import ModelSettings
+from ..hub import CHECKPOINT_URL
 from .outputs import default_output_dir
 from .setup import auto_download_allowed
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchSettings(ModelSettings):
+    """The web app's settings; each has an option and a variable (the option wins)."""
+
+    host: str = option(
+        "127.0.0.1", "address to listen on (0.0.0.0 on Spaces)", env=("FASHIONFLOW_HOST", "GRADIO_SERVER_NAME")
+    )
+    port: int = option(7860, "port (default: {default})", low=1, env=("FASHIONFLOW_PORT", "GRADIO_SERVER_PORT"))
+    share: bool = option(False, "public gradio.live link", env="FASHIONFLOW_SHARE")
+    queue_size: int = option(
+        16, "requests that may wait; more are turned away (default: {default})", low=1, env="FASHIONFLOW_QUEUE_SIZE"
+    )
+    output_dir: str | None = option(
+        None, "where videos are written (default: the system's temporary folder)", env="FASHIONFLOW_OUTPUT_DIR"
+    )
+    output_ttl: int = option(
+        3600, "seconds a video is kept for download (default: {default})", low=1, env="FASHIONFLOW_OUTPUT_TTL"
+    )
+    examples: str | None = option(
+        None, "folder of example photos shown under the form (default: the app's examples/)", env="FASHIONFLOW_EXAMPLES"
+    )
+    auto_download: bool = option(
+        False,
+        "when the published weights are missing, fetch and convert them in the background (on by default on "
+        "Hugging Face Spaces)",
+        on_and_off=True,
+        env="FASHIONFLOW_AUTO_DOWNLOAD",
+    )
+    checkpoint_url: str = option(
+        CHECKPOINT_URL, "where the authors' checkpoint is fetched from", env="FASHIONFLOW_CHECKPOINT_URL", cli=False
+    )
+    checkpoint_sha256: str | None = option(None, "its expected sha256", env="FASHIONFLOW_CHECKPOINT_SHA256", cli=False)
 
 
 def parse_positive_int(text: str, name: str) -> int:
@@ -20,41 +60,14 @@ def parse_positive_int(text: str, name: str) -> int:
 
 
 def env_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Launch settings from environment variables (how Hugging Face Spaces configures an app).
-
-    FASHIONFLOW_MODEL, FASHIONFLOW_HOST (or GRADIO_SERVER_NAME), FASHIONFLOW_PORT (or
-    GRADIO_SERVER_PORT), FASHIONFLOW_SHARE, FASHIONFLOW_DEVICE, FASHIONFLOW_DTYPE,
-    FASHIONFLOW_ATTENTION, FASHIONFLOW_CPU_OFFLOAD, FASHIONFLOW_QUEUE_SIZE,
-    FASHIONFLOW_OUTPUT_DIR, FASHIONFLOW_OUTPUT_TTL (seconds), FASHIONFLOW_EXAMPLES (a folder of
-    example photos), FASHIONFLOW_AUTO_DOWNLOAD (fetch the published weights when they are missing;
-    on by default on Spaces), FASHIONFLOW_CHECKPOINT_URL and FASHIONFLOW_CHECKPOINT_SHA256 (where
-    that fetches the authors' checkpoint from, and its checksum). On Spaces (SPACE_ID set) the app
-    listens on 0.0.0.0.
-    """
-    from ..hub import CHECKPOINT_URL
-
-    host = (
-        environ.get("FASHIONFLOW_HOST")
-        or environ.get("GRADIO_SERVER_NAME")
-        or ("0.0.0.0" if on_spaces(environ) else "127.0.0.1")
-    )
-    return {
-        "model": environ.get("FASHIONFLOW_MODEL") or DEFAULT_MODEL,
-        "host": host,
-        "port": env_whole_number(("FASHIONFLOW_PORT", "GRADIO_SERVER_PORT"), 7860, environ),
-        "share": env_flag("FASHIONFLOW_SHARE", environ),
-        "device": environ.get("FASHIONFLOW_DEVICE") or None,
-        "dtype": environ.get("FASHIONFLOW_DTYPE") or None,
-        "attention": environ.get("FASHIONFLOW_ATTENTION") or "auto",
-        "cpu_offload": env_flag("FASHIONFLOW_CPU_OFFLOAD", environ),
-        "queue_size": env_whole_number(("FASHIONFLOW_QUEUE_SIZE",), 16, environ),
-        "output_dir": environ.get("FASHIONFLOW_OUTPUT_DIR") or str(default_output_dir()),
-        "output_ttl": env_whole_number(("FASHIONFLOW_OUTPUT_TTL",), 3600, environ),
-        "examples": environ.get("FASHIONFLOW_EXAMPLES") or None,
-        "auto_download": auto_download_allowed(environ),
-        "checkpoint_url": environ.get("FASHIONFLOW_CHECKPOINT_URL") or CHECKPOINT_URL,
-        "checkpoint_sha256": environ.get("FASHIONFLOW_CHECKPOINT_SHA256") or None,
-    }
+    """Launch settings from environment variables: every `LaunchSettings` field, its variable's value
+    when set, else its default. On Spaces (SPACE_ID set) the app listens on 0.0.0.0 and fetches the
+    published weights when they are missing (FASHIONFLOW_AUTO_DOWNLOAD turns that off)."""
+    values = {f.name: f.default for f, _ in options_of(LaunchSettings)}
+    values.update(host="0.0.0.0" if on_spaces(environ) else "127.0.0.1", output_dir=str(default_output_dir()))
+    values["auto_download"] = auto_download_allowed(environ)
+    values.update(from_environment(LaunchSettings, environ))
+    return values
 
 
 def positive_int_argument(text: str) -> int:
@@ -66,71 +79,10 @@ def positive_int_argument(text: str) -> int:
 
 
 def build_arg_parser(defaults: Mapping[str, Any]) -> argparse.ArgumentParser:
-    """The app's command line, with `defaults` (from `env_defaults`) naming each option's variable."""
+    """The app's command line, with `defaults` (from `env_defaults`); each option's help names its variables."""
     parser = argparse.ArgumentParser(
         description="FashionFlow web app. Every option can also be set by an environment variable (for Spaces)."
     )
-    parser.add_argument(
-        "--model",
-        default=defaults["model"],
-        help="pipeline folder, Hugging Face Hub id, or tiny-random [FASHIONFLOW_MODEL; default: %(default)s]",
-    )
-    parser.add_argument(
-        "--host", default=defaults["host"], help="address to listen on [FASHIONFLOW_HOST, GRADIO_SERVER_NAME]"
-    )
-    parser.add_argument(
-        "--port",
-        type=positive_int_argument,
-        default=defaults["port"],
-        help="port [FASHIONFLOW_PORT, GRADIO_SERVER_PORT; 7860]",
-    )
-    parser.add_argument(
-        "--share", action="store_true", default=defaults["share"], help="public gradio.live link [FASHIONFLOW_SHARE]"
-    )
-    parser.add_argument(
-        "--device", default=defaults["device"], help="cuda, cuda:1, mps or cpu [FASHIONFLOW_DEVICE; the best present]"
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=sorted(DTYPES),
-        default=defaults["dtype"],
-        help="[FASHIONFLOW_DTYPE; half precision on CUDA, float32 elsewhere]",
-    )
-    parser.add_argument(
-        "--attention", choices=ATTENTION_BACKENDS, default=defaults["attention"], help="[FASHIONFLOW_ATTENTION]"
-    )
-    parser.add_argument(
-        "--cpu-offload",
-        action="store_true",
-        default=defaults["cpu_offload"],
-        help="keep idle model parts in CPU memory [FASHIONFLOW_CPU_OFFLOAD]",
-    )
-    parser.add_argument(
-        "--queue-size",
-        type=positive_int_argument,
-        default=defaults["queue_size"],
-        help="requests that may wait; more are turned away [FASHIONFLOW_QUEUE_SIZE; %(default)s]",
-    )
-    parser.add_argument(
-        "--output-dir", default=defaults["output_dir"], help="where videos are written [FASHIONFLOW_OUTPUT_DIR]"
-    )
-    parser.add_argument(
-        "--output-ttl",
-        type=positive_int_argument,
-        default=defaults["output_ttl"],
-        help="seconds a video is kept for download [FASHIONFLOW_OUTPUT_TTL; %(default)s]",
-    )
-    parser.add_argument(
-        "--examples",
-        default=defaults["examples"],
-        help="folder of example photos shown under the form [FASHIONFLOW_EXAMPLES; default: the app's examples/]",
-    )
-    parser.add_argument(
-        "--auto-download",
-        action=argparse.BooleanOptionalAction,
-        default=defaults["auto_download"],
-        help="when the published weights are missing, fetch and convert them in the background "
-        "[FASHIONFLOW_AUTO_DOWNLOAD; on by default on Hugging Face Spaces]",
-    )
-    parser.set_defaults(checkpoint_url=defaults["checkpoint_url"], checkpoint_sha256=defaults["checkpoint_sha256"])
+    add_arguments(parser, LaunchSettings, defaults=defaults, check_on_parse=True, show_env=True)
+    parser.set_defaults(**{f.name: defaults[f.name] for f, opt in options_of(LaunchSettings) if not opt.cli})
     return parser

@@ -10,8 +10,8 @@ from typing import Any
 from ..base import seeds
 from ..base.environment import NumberRefused, truth
 from ..base.environment import whole_number as parse_whole_number
+from ..defaults import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES
 from ..image import DEFAULT_FIT, FIT_MODES
-from ..pipeline import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES
 from ..schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps
 from ..video import DEFAULT_FPS, MAX_FPS, MIN_FPS
 from .errors import SettingsError
