@@ -10,19 +10,20 @@ One module per concern:
     cancel     CancelToken (stops one generation, also across ZeroGPU's process boundary)
     jobs       JobRegistry, Outcome (each browser session's running generations and how the last ended)
     queue      DeviceQueue (one generation at a time, in order; real places in line and waits)
-    estimate   SpeedBook, calibrate (how long a generation takes here, from measured speeds)
+    estimate   SpeedBook, calibrate, measure_speeds (how long a generation takes here, from measured speeds)
     outputs    OutputStore (job folders, swept after a while)
     zerogpu    gpu_seconds_estimate (the GPU time a ZeroGPU call reserves)
     generate   run_generation, GenerationResult, out_of_memory_message (one generation, start to files)
-    setup      ModelSetup (the model, or how far fetching it has got: a Space that sets itself up)
-    launch     env_defaults, build_arg_parser (command line and environment variables)
+    setup      ModelSetup, prepare_model (the model, or how far fetching it has got: a Space that sets itself up)
+    launch     LaunchSettings, env_defaults, build_arg_parser (command line and environment variables)
     boundary   as_service_error (any exception as a titled sentence; unexpected ones logged with a reference)
 
 Out of memory is recognised and memory handed back by `base.memory` (is_out_of_memory,
 release_memory, re-exported here), as for the command line.
 
-Nothing here imports Gradio, so all of it is tested directly. `app.py` builds the page and
-translates `ServiceError` into `gr.Error`. The names below are the package's interface:
+Nothing here imports Gradio, so all of it is tested directly. `app.py` lays out the page and wires
+its events to `fashionflow.page`, whose handlers call this package and translate `ServiceError`
+into `gr.Error`. The names below are the package's interface:
 `from fashionflow import service; service.validate_settings(...)`.
 """
 
@@ -40,10 +41,10 @@ from .errors import (
     ServiceError,
     SettingsError,
 )
-from .estimate import LONG_RUN_SECONDS, Estimate, SpeedBook, Speeds, calibrate
+from .estimate import LONG_RUN_SECONDS, Estimate, SpeedBook, Speeds, calibrate, measure_speeds
 from .generate import UNTRAINED_CAPTION, GenerationResult, ProgressReport, out_of_memory_message, run_generation
 from .jobs import JobRegistry, Outcome
-from .launch import build_arg_parser, env_defaults, parse_positive_int, positive_int_argument
+from .launch import LaunchSettings, build_arg_parser, env_defaults, parse_positive_int, positive_int_argument
 from .model import PUBLISHED_FRAME_SIZE, ModelState, load_model, resolve_model_name
 from .outputs import OutputStore, default_output_dir
 from .photo import crop_note, example_photos, photo_label, preview_photo, read_photo
@@ -64,6 +65,7 @@ from .setup import (
     ModelStatus,
     Preparation,
     auto_download_allowed,
+    prepare_model,
     published_weights_requested,
     weights_home,
 )
@@ -100,6 +102,7 @@ __all__ = [
     "GenerationResult",
     "GenerationSettings",
     "JobRegistry",
+    "LaunchSettings",
     "Limits",
     "ModelSetup",
     "ModelState",
@@ -129,12 +132,14 @@ __all__ = [
     "gpu_seconds_estimate",
     "is_out_of_memory",
     "load_model",
+    "measure_speeds",
     "nearest_even_frames",
     "out_of_memory_message",
     "parse_bool",
     "parse_positive_int",
     "photo_label",
     "positive_int_argument",
+    "prepare_model",
     "preview_photo",
     "published_weights_requested",
     "random_seed",

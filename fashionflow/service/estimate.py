@@ -139,6 +139,40 @@ def _all_per_frame(settings: GenerationSettings, timings: StageTimings) -> Speed
     return Speeds(0.0, 0.0, timings.step_seconds / settings.num_frames, 0.0, 0.0)
 
 
+def measure_speeds(setup: Any, speeds: SpeedBook, lock: threading.Lock | None = None, zero_gpu: bool = False) -> None:
+    """Give the time estimates their first numbers: a short calibration run (in the background) once
+    `setup` (a ModelSetup) has its model; on ZeroGPU, where there is no GPU outside a call to measure
+    with, a rough prior (`zerogpu.py`) until the first video."""
+    from .zerogpu import (
+        ZEROGPU_DECODE_SECONDS_PER_FRAME,
+        ZEROGPU_EXPORT_SECONDS_PER_FRAME,
+        ZEROGPU_OVERHEAD_SECONDS,
+        ZEROGPU_SECONDS_PER_FRAME_STEP,
+    )
+
+    if zero_gpu:
+        speeds.prior = Speeds(
+            ZEROGPU_OVERHEAD_SECONDS,
+            0.0,
+            ZEROGPU_SECONDS_PER_FRAME_STEP,
+            ZEROGPU_DECODE_SECONDS_PER_FRAME,
+            ZEROGPU_EXPORT_SECONDS_PER_FRAME,
+        )
+        return
+
+    def measure(model) -> None:
+        try:
+            calibrate(model.pipeline, speeds, lock)
+        except Exception:  # no estimate until the first video: not a reason to stop the app
+            logger.exception("Measuring the server's speed failed")
+
+    setup.when_ready(
+        lambda model: threading.Thread(
+            target=measure, args=(model,), name="fashionflow-calibration", daemon=True
+        ).start()
+    )
+
+
 def calibrate(pipeline: Any, speeds: SpeedBook, lock: threading.Lock | None = None) -> Speeds:
     """Measure this server, so that the first visitor already gets an estimate: two denoising
     steps at the usual video length (not decoded: decoding 70 frames is the slow part on a CPU),

@@ -65,10 +65,18 @@ class OutputStore:
                 removed += 1
         return removed
 
-    def start_sweeper(self, interval_seconds: float) -> None:
-        """Sweep every `interval_seconds` in a daemon thread, also when nobody generates."""
+    @staticmethod
+    def sweep_interval(max_age_seconds: float) -> int:
+        """How often to sweep: a quarter of the age videos are kept for, between a minute and ten.
+        Gradio's copies of the videos it served are removed on the same schedule (`delete_cache`)."""
+        return int(max(60, min(600, max_age_seconds // 4)))
+
+    def start_sweeper(self, interval_seconds: float | None = None) -> None:
+        """Sweep every `interval_seconds` (default: `sweep_interval`) in a daemon thread, also when nobody generates."""
         if self._sweeper is not None:
             return
+        if interval_seconds is None:
+            interval_seconds = self.sweep_interval(self.max_age_seconds)
 
         def run() -> None:
             while not self._stop.wait(interval_seconds):

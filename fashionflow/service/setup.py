@@ -218,6 +218,43 @@ class ModelSetup:
         )
 
 
+def prepare_model(settings, app_dir: str | os.PathLike, environ: Mapping[str, str] | None = None) -> ModelSetup:
+    """The model the app's `settings` (LaunchSettings, or its parsed options) name, loaded now; or, when
+    the published weights are missing and downloading is allowed, fetched, converted and loaded in
+    the background while the page says how it goes. `app_dir`: where the default weights folder is
+    also looked for (beside the app)."""
+    from .model import load_model, resolve_model_name
+
+    def load(name: str) -> ModelState:
+        return load_model(
+            name,
+            device=settings.device,
+            dtype=settings.dtype,
+            attention_backend=settings.attention,
+            cpu_offload=settings.cpu_offload,
+        )
+
+    name = resolve_model_name(settings.model, app_dir)
+    state = load(name)
+    setup = ModelSetup(state, on_spaces=on_spaces(environ))
+    if not state.ready and settings.auto_download and published_weights_requested(settings.model):
+        # Downloads and the assembled folder both in persistent storage when there is some, so
+        # that a restart neither fetches again nor loses a half-finished download.
+        home = weights_home()
+        target = home / Path(settings.model).name
+        logger.info("No weights at %s: fetching the published ones into %s in the background.", name, target)
+        setup.prepare_in_background(
+            target,
+            load,
+            cache_dir=home,
+            checkpoint_url=settings.checkpoint_url,
+            checkpoint_sha256=settings.checkpoint_sha256,
+        )
+    else:
+        logger.info("%s", state.description if state.ready else state.error)
+    return setup
+
+
 def published_weights_requested(name: str) -> bool:
     """Whether `name` asks for the published weights in their default place (what auto-download provides)."""
     return str(name) == str(DEFAULT_OUTPUT)

@@ -1,0 +1,383 @@
+"""The page's event handlers, around one model (loaded, or on its way): each turns what the page
+sent into a call of `fashionflow.service` and the result into what the page shows.
+
+What Generate sends is one `Form`, the order of its fields being /generate's parameters; the
+handlers that estimate the time take the `ESTIMATE` part of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import PIL.Image
+
+from .. import service
+from ..progress import ProgressUpdate, format_seconds
+from ..schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps
+from .html import estimate_html, job_html, message_html, note_html, status_html
+
+_DEFAULTS = service.GenerationSettings(seed=0)
+
+
+@dataclass(frozen=True)
+class Form:
+    """What the page (or an API caller) sends with Generate: /generate's parameters, in their order.
+    Values are as the browser sends them (numbers as floats, a setting not sent yet as None)."""
+
+    photo: Any = None
+    fit: Any = _DEFAULTS.fit
+    seed: Any = _DEFAULTS.seed
+    randomize_seed: Any = True
+    sampler: Any = _DEFAULTS.sampler
+    steps: Any = _DEFAULTS.steps
+    num_frames: Any = _DEFAULTS.num_frames
+    fps: Any = _DEFAULTS.fps
+    loop: Any = _DEFAULTS.loop
+    decode_chunk_size: Any = _DEFAULTS.decode_chunk_size
+    quick_preview: Any = False  # added later: /generate's parameters only ever grow at the end
+
+    def settings(self) -> service.GenerationSettings:
+        """The settings checked, or `SettingsError` saying what is allowed."""
+        return service.validate_settings(**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "photo"})
+
+    def settings_to_estimate(self) -> service.GenerationSettings | None:
+        """The settings as far as they decide the time (a setting the browser has not sent yet, because
+        Advanced was never opened, counts as its default); None when they are not valid."""
+        try:
+            return replace(
+                self,
+                sampler=self.sampler or _DEFAULTS.sampler,
+                num_frames=_DEFAULTS.num_frames if self.num_frames is None else self.num_frames,
+                fps=_DEFAULTS.fps if self.fps is None else self.fps,
+                loop=bool(self.loop),
+                decode_chunk_size=_DEFAULTS.decode_chunk_size
+                if self.decode_chunk_size is None
+                else self.decode_chunk_size,
+                randomize_seed=True,
+                quick_preview=False,
+            ).settings()
+        except service.SettingsError:
+            return None
+
+
+FORM = tuple(f.name for f in fields(Form))
+ESTIMATE = ("sampler", "steps", "num_frames", "fps", "loop", "decode_chunk_size")  # what the time depends on
+
+
+def estimate_form(*values: Any) -> Form:
+    return Form(**dict(zip(ESTIMATE, values)))
+
+
+class PageEvents:
+    """The page's event handlers. `on_gpu`, on ZeroGPU, wraps the work that needs the GPU
+    (`spaces.GPU`), with the seconds to reserve from `gpu_seconds`."""
+
+    def __init__(
+        self,
+        model: service.ModelState | service.ModelSetup,
+        store: service.OutputStore,
+        jobs: service.JobRegistry | None = None,
+        queue_size: int = 16,
+        speeds: service.SpeedBook | None = None,
+        on_gpu: Callable | None = None,
+    ):
+        self.setup = model if isinstance(model, service.ModelSetup) else service.ModelSetup(model)
+        self.store = store
+        self.jobs = jobs or service.JobRegistry()
+        self.queue = service.DeviceQueue(max_waiting=queue_size)
+        self.speeds = speeds or service.SpeedBook()
+        # One pipeline, one device: a cancelled run may still be finishing its current step
+        # when the next one starts, and this lock makes the next one wait for it.
+        self.device_lock = threading.Lock()
+        self.run_on_device = self._run_on_device
+        if on_gpu is not None:
+            # ZeroGPU lends a GPU per call for the seconds asked; the estimate follows the settings.
+            self.run_on_device = on_gpu(self._run_on_device, duration=gpu_seconds)
+
+    @property
+    def model(self) -> service.ModelState:
+        return self.setup.state
+
+    # the photo ---------------------------------------------------------------------------------------------------
+
+    def preview(self, photo: Any, fit: str) -> PIL.Image.Image | None:
+        """The /preview API: the photo framed as the model will see it; bad input is an error.
+
+        A plain (not async) function, as the page's handlers below: Gradio runs it in its thread
+        pool, off the event loop, so a large photo never holds up other requests."""
+        try:
+            return service.preview_photo(self.model, photo, fit)
+        except Exception as error:
+            raise gr_error(service.as_service_error(error, "reading the photo")) from None
+
+    def photo_changed(self, photo: Any, fit: str) -> tuple:
+        """The page's upload and framing changes: the preview and a note, or the problem beside the
+        photo and the drop zone emptied. Returns (photo, preview, photo message)."""
+        if photo is None:  # removed, or emptied after a rejected upload: keep what was said
+            return gr.skip(), None, gr.skip()
+        try:
+            image = service.read_photo(photo)
+            preview = service.preview_photo(self.model, image, fit)
+        except Exception as error:
+            return None, None, message_html(str(service.as_service_error(error, "reading the photo")))
+        note = service.crop_note(image.size, self.model.frame_size, fit)
+        return gr.skip(), preview, note_html(note) if note else ""
+
+    # settings ----------------------------------------------------------------------------------------------------
+
+    def settings_changed(self, *estimate: Any) -> tuple:
+        """Any setting edited: odd frames become even, the time estimate follows, old messages go.
+        Returns (frames, settings message, estimate)."""
+        form = estimate_form(*estimate)
+        even = service.nearest_even_frames(form.num_frames)
+        frames = even if even is not None and even != form.num_frames else gr.skip()
+        note = ""
+        if frames is not gr.skip() and isinstance(form.num_frames, (int, float)) and form.num_frames % 2:
+            note = note_html(f"Frames go in pairs: {form.num_frames:g} became {even}.")
+        return frames, note, self.estimate(replace(form, num_frames=even or form.num_frames))
+
+    def sampler_changed(self, *estimate: Any) -> tuple:
+        """A new sampler: its usual step count and its hint. Returns (steps, sampler, estimate)."""
+        form = estimate_form(*estimate)
+        name = form.sampler if form.sampler in SAMPLERS else DEFAULT_SAMPLER
+        steps = default_steps(name)
+        hint = service.SAMPLER_CHOICES[name].hint
+        return gr.Slider(value=steps), gr.Dropdown(info=hint), self.estimate(replace(form, sampler=name, steps=steps))
+
+    def estimate(self, form: Form) -> str:
+        """How long Generate will take with these settings, from this server's measured speeds."""
+        settings = form.settings_to_estimate()
+        if settings is None:
+            return ""
+        estimate = self.speeds.estimate(settings)
+        if estimate is None:
+            return estimate_html("Measuring how fast this server is…") if self.model.ready else ""
+        if estimate.long:
+            return estimate_html(
+                f"Long wait: {estimate.describe()} “Fast (25 steps)” and fewer frames take much less.", long=True
+            )
+        return estimate_html(f"Time: {estimate.describe()}")
+
+    # generating ------------------------------------------------------------------------------------------------
+
+    def check_request(self, *form: Any) -> tuple:
+        """Generate pressed on the page: problems are shown beside their cause (by `show_problem`)
+        and stop here; otherwise Generate turns busy and the status line starts following the job."""
+        try:
+            self._checked(Form(*form))
+        except service.ServiceError as error:
+            raise gr.Error(str(error), title=error.title, visible=False, print_exception=False) from None
+        busy = gr.Button(value="Generating…", interactive=False)
+        return busy, gr.Timer(active=True), job_html("Starting…", 0.0), "", ""
+
+    def show_problem(self, *form: Any) -> tuple:
+        """What stopped Generate, beside the photo or the settings. Returns (photo message, settings message)."""
+        try:
+            self._checked(Form(*form))
+        except service.PhotoError as error:
+            return message_html(str(error)), ""
+        except service.ServiceError as error:
+            return gr.skip(), message_html(str(error))
+        return gr.skip(), gr.skip()
+
+    def _checked(self, form: Form) -> tuple[service.GenerationSettings, PIL.Image.Image]:
+        """The request as `generate` will take it, or the `ServiceError` it will give."""
+        settings = self._settings(form)
+        try:
+            return settings, service.read_photo(form.photo)
+        except Exception as error:
+            raise service.as_service_error(error, "reading the photo") from None
+
+    def _settings(self, form: Form) -> service.GenerationSettings:
+        self.model.require()
+        settings = form.settings()
+        self.model.require_decoder(settings.decoder)
+        return settings
+
+    async def generate(
+        self,
+        photo: Any,
+        fit: str,
+        seed: float | None,
+        randomize_seed: bool,
+        sampler: str,
+        steps: int,
+        num_frames: int,
+        fps: int,
+        loop: bool,
+        decode_chunk_size: int,
+        request: gr.Request,
+        quick_preview: bool = False,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the tracker by this default)
+    ) -> tuple:
+        """The /generate API (its parameters are the `Form`'s): make a video from `photo`; returns the
+        video, MP4 and GIF downloads, the seed used and a summary."""
+        form = Form(
+            photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, decode_chunk_size, quick_preview
+        )
+        return await self.run(form, request, progress)
+
+    async def run(self, form: Form, request: gr.Request, progress: gr.Progress) -> tuple:
+        """Check the form, wait in line, make the video; see `generate`."""
+        session = getattr(request, "session_hash", None)
+        try:
+            settings = self._settings(form)
+            # Off the event loop: reading a large photo takes a while, and other requests go on meanwhile.
+            image = await asyncio.to_thread(service.read_photo, form.photo)
+            job_dir = self.store.new_job()
+        except Exception as error:
+            raise gr_error(service.as_service_error(error, "reading the photo")) from None
+
+        token = self.jobs.start(session, flag_file=job_dir / "cancelled")
+        estimate = self.speeds.estimate(settings)
+        try:
+            ticket = self.queue.join(session, token, estimate.seconds if estimate else None)
+        except service.QueueFullError as error:
+            self._finish(session, token, job_dir, service.Outcome("error", str(error)))
+            raise gr_error(error, visible=False) from None
+        progress(0, desc="Starting")
+        try:
+            await self.queue.wait_turn(ticket, report=lambda place: progress(0, desc=place.describe()))
+            # In a thread of our own rather than Gradio's: a cancelled task then gets control back
+            # at once (Gradio waits for its own threads), and the token stops the pipeline at its
+            # next step. Context variables travel with the thread, so progress reaches the page.
+            result = await asyncio.to_thread(self.run_on_device, image, settings, job_dir, token, progress, ticket)
+        except asyncio.CancelledError:
+            token.cancel()
+            self._finish(session, token, job_dir, service.Outcome("cancelled", "Generation cancelled."), ticket)
+            raise
+        except service.GenerationCancelled:
+            result = None
+        except gr.Error as error:
+            self._finish(session, token, job_dir, service.Outcome("error", error.message), ticket)
+            error.visible = False  # the page shows it in the status line, beside Generate
+            raise
+        if result is None:  # cancelled through the session's Cancel button, not through the queue
+            self._finish(session, token, job_dir, service.Outcome("cancelled", "Generation cancelled."), ticket)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "Generation cancelled: no video was made."
+        self.speeds.learn(result.settings, result.timings)
+        done = f"Done: made in {format_seconds(result.seconds).removeprefix('about ')}."
+        self._finish(session, token, job_dir, service.Outcome("done", done), ticket)
+        # Plain paths, so that API callers get files; `enable_downloads` then unlocks the buttons.
+        return str(result.mp4), str(result.mp4), str(result.gif), result.settings.seed, result.summary_markdown()
+
+    def _finish(self, session, token, job_dir, outcome: service.Outcome, ticket=None) -> None:
+        if ticket is not None:
+            self.queue.leave(ticket)
+        self.jobs.finish(session, token)
+        self.store.finished(job_dir)
+        self.jobs.record_outcome(session, outcome)
+
+    async def generate_example(self, photo: Any, request: gr.Request) -> tuple:
+        """Cached example results: the default settings and seed 0, so that anyone can reproduce them."""
+        return await self.run(Form(photo, randomize_seed=False), request, gr.Progress())
+
+    def job_status(self, request: gr.Request) -> str:
+        """This session's generation as the status line beside Generate shows it (polled while it runs)."""
+        ticket = self.queue.ticket_of(getattr(request, "session_hash", None))
+        if ticket is None:
+            return gr.skip()
+        if not ticket.running:
+            place = self.queue.place(ticket)
+            return job_html(place.describe(), None) if place else gr.skip()
+        update = ticket.update or ProgressUpdate(0.0, "Starting")
+        return job_html(update.desc, update.fraction)
+
+    def after_run(self, request: gr.Request, *estimate: Any) -> tuple:
+        """Generate is free again; the status line says how the run ended; the estimate has learnt.
+        Returns (Generate, status timer, status line, estimate)."""
+        outcome = self.jobs.last_outcome(getattr(request, "session_hash", None))
+        if outcome is None or outcome.kind in ("done", "cancelled"):
+            text = job_html(outcome.message if outcome else "", None, final=True)
+        else:
+            text = message_html(outcome.message)
+        idle = gr.Button(value="Generate", interactive=self.model.ready)
+        return idle, gr.Timer(active=False), text, self.estimate(estimate_form(*estimate))
+
+    def cancel(self, request: gr.Request) -> str:
+        """Stop this session's generation, running or waiting (the queue's own cancel also ends its task)."""
+        if self.jobs.cancel_session(getattr(request, "session_hash", None)):
+            return "Generation cancelled."
+        return "Nothing to cancel: no video is being made."
+
+    def cancel_clicked(self, request: gr.Request) -> tuple:
+        """Cancel on the page: the status line says what happened; Generate is free again."""
+        said = self.cancel(request)
+        return (
+            job_html(said, None, final=True),
+            gr.Button(value="Generate", interactive=self.model.ready),
+            gr.Timer(active=False),
+        )
+
+    @staticmethod
+    def enable_downloads(mp4: str | None, gif: str | None) -> tuple[gr.DownloadButton, gr.DownloadButton]:
+        return gr.DownloadButton(interactive=mp4 is not None), gr.DownloadButton(interactive=gif is not None)
+
+    # the model ----------------------------------------------------------------------------------------------------
+
+    def model_status(self, *estimate: Any) -> tuple:
+        """The model banner, Generate, the banner's timer (on while preparing) and the estimate."""
+        status = self.setup.status()
+        return (
+            status_html(status),
+            gr.Button(interactive=status.can_generate),
+            gr.Timer(active=self.still_changing(status)),
+            self.estimate(estimate_form(*estimate)),
+        )
+
+    def still_changing(self, status: service.ModelStatus) -> bool:
+        """Whether the banner and the estimate need polling: the model is on its way, or the speed
+        measurement that gives the estimate its first numbers has not finished yet."""
+        unmeasured = self.speeds.measured is None and self.speeds.prior is None
+        return status.kind == "preparing" or (status.can_generate and unmeasured)
+
+    # the device side -------------------------------------------------------------------------------------------
+
+    def _run_on_device(
+        self,
+        image: PIL.Image.Image,
+        settings: service.GenerationSettings,
+        job_dir: Path,
+        token: service.CancelToken,
+        progress: gr.Progress,
+        ticket: service.Ticket | None = None,
+    ) -> service.GenerationResult | None:
+        """The part that needs the GPU. On ZeroGPU it runs in a forked process: arguments and
+        result are pickled, and errors must be `gr.Error` to arrive with their message."""
+
+        def report(update: ProgressUpdate) -> None:
+            if ticket is not None:
+                ticket.update = update
+            progress(update.fraction, desc=update.desc)
+
+        model = self.model
+        try:
+            return service.run_generation(
+                model.pipeline,
+                image,
+                settings,
+                job_dir,
+                token,
+                report,
+                lock=self.device_lock,
+                untrained=model.untrained,
+            )
+        except service.GenerationCancelled:
+            return None
+        except Exception as error:  # disk full, out of memory, anything: a titled sentence, details in the log
+            raise gr_error(service.as_service_error(error, "making the video")) from None
+
+
+def gr_error(error: service.ServiceError, visible: bool = True) -> gr.Error:
+    return gr.Error(str(error), title=error.title, visible=visible, print_exception=False)
+
+
+def gpu_seconds(image, settings: service.GenerationSettings, job_dir, token, progress, ticket=None) -> int:
+    """The GPU seconds a ZeroGPU call of `_run_on_device` reserves (its arguments are the call's)."""
+    return service.gpu_seconds_estimate(settings)
