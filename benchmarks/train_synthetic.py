@@ -3,6 +3,7 @@
     nice -n 10 python benchmarks/train_synthetic.py            # the full run (about 25 min on 2 cores)
     python benchmarks/train_synthetic.py --quick               # a 2-minute smoke run of every stage
     nice -n 10 python benchmarks/train_synthetic.py --resume --train-minutes 20   # train the same run further
+    nice -n 10 python benchmarks/train_synthetic.py --prediction-type epsilon --output OUT   # the noise objective
 
 Stages, all in-process and nothing downloaded:
 1. Synthetic clips (`fashionflow.training.synthetic`): a dressed figure turning and posing on a plain
@@ -11,10 +12,11 @@ Stages, all in-process and nothing downloaded:
    need a VAE that reconstructs these frames; Stable Diffusion's cannot be downloaded here).
 3. A small pipeline: that VAE, a tiny random CLIP (frozen, as in the paper), a small U-Net + adapter
    with fresh weights -> OUT/untrained/ (also the starting point of training).
-4. `prepare` the clips, `train` (the project's own code, as the CLI runs it) for a bounded time -> OUT/trained/.
-5. Measures, trained against untrained: the objective on training and held-out clips (same timesteps and
-   noise for both), and on videos sampled from held-out stills: the colour error of the figure to its
-   still, and the frame-to-frame motion energy against the real held-out clips.
+4. `prepare` the clips, `train` (the project's own code, as the CLI runs it) for a bounded time -> OUT/trained/,
+   predicting what `--prediction-type` says (default: train's own choice, v_prediction from these fresh weights).
+5. Measures, trained against untrained: the objective of the run's prediction type on training and held-out
+   clips (same timesteps and noise for both), and on videos sampled from held-out stills: the colour error of
+   the figure to its still, and the frame-to-frame motion energy against the real held-out clips.
 
 Output (default benchmarks/results/train_synthetic/): results.json, strip.png, trained/ and untrained/
 (pipeline folders, `--model` loads them), heldout_videos/ (the held-out real clips as MP4), samples/.
@@ -46,6 +48,7 @@ from fashionflow.pipeline import FashionFlowPipeline  # noqa: E402
 from fashionflow.training.data import prepare_dataset  # noqa: E402
 from fashionflow.training.dataset import LatentClipDataset, load_index, split_by_video  # noqa: E402
 from fashionflow.training.objective import Denoiser, diffusion_loss  # noqa: E402
+from fashionflow.training.options import PREDICTION_TYPES  # noqa: E402
 from fashionflow.training.synthetic import synthetic_clip  # noqa: E402
 from fashionflow.training.train import TrainConfig, train  # noqa: E402
 from fashionflow.video import export_video  # noqa: E402
@@ -90,6 +93,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--sample-steps", type=int, default=25, help="dpm++ steps for the sampled videos")
+    parser.add_argument(
+        "--prediction-type",
+        choices=PREDICTION_TYPES,
+        help="what the U-Net learns to predict (default: train's choice: v_prediction from fresh weights; "
+        "with --resume, the run's own)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--threads",
@@ -208,8 +217,9 @@ def build_pipeline(vae, seed: int) -> FashionFlowPipeline:
 
 
 @torch.no_grad()
-def objective(pipeline, dataset, draws: int = 4) -> float:
-    """Mean of the training objective over the clips, `draws` (timestep, noise) pairs each, fixed by seed."""
+def objective(pipeline, dataset, scheduler, draws: int = 4) -> float:
+    """Mean of the training objective over the clips, `draws` (timestep, noise) pairs each, fixed by seed;
+    its target is what `scheduler`'s prediction type says (the run's, for the untrained model too)."""
     denoiser = Denoiser(pipeline.unet, pipeline.adapter).eval()
     losses = []
     for i in range(len(dataset)):
@@ -217,7 +227,7 @@ def objective(pipeline, dataset, draws: int = 4) -> float:
         for d in range(draws):
             generator = torch.Generator().manual_seed(1000 * i + d)
             hidden, context_latents, _ = pipeline.encode_condition(item["still"][None], generator)
-            loss = diffusion_loss(denoiser, pipeline.scheduler, item["latents"][None], hidden, context_latents,
+            loss = diffusion_loss(denoiser, scheduler, item["latents"][None], hidden, context_latents,
                                   "mean", generator)  # fmt: skip
             losses.append(loss.item())
     return float(np.mean(losses))
@@ -362,7 +372,7 @@ def main() -> None:
         data=str(data / "train"), output=str(out / "run"), model=str(out / "untrained"), init="model",
         max_steps=1_000_000, max_minutes=args.train_minutes, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed, checkpoint_every=10_000, log_every=25,
-        validation_every=10_000_000, resume="latest" if args.resume else None,
+        validation_every=10_000_000, resume="latest" if args.resume else None, prediction_type=args.prediction_type,
     )  # fmt: skip
     result = train(config, show_progress=False)
     session_s = time.perf_counter() - t
@@ -379,10 +389,14 @@ def main() -> None:
     for p in (trained, untrained):
         p.set_progress_bar_config(disable=True)
     train_index, heldout_index = load_index(data / "train"), load_index(data / "heldout")
+    prediction_type = trained.scheduler.config.prediction_type  # the run's, as train resolved it
     train_set = LatentClipDataset(data / "train", split_by_video(train_index["clips"], 0)[0][: args.heldout_videos * 2])
     heldout_set = LatentClipDataset(data / "heldout", heldout_index["clips"])
     losses = {
-        name: {"train": objective(p, train_set), "heldout": objective(p, heldout_set)}
+        name: {
+            "train": objective(p, train_set, trained.scheduler),
+            "heldout": objective(p, heldout_set, trained.scheduler),
+        }
         for name, p in (("trained", trained), ("untrained", untrained))
     }
 
@@ -417,7 +431,12 @@ def main() -> None:
     results = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "vae": vae_facts,
-        "train": {"steps": result.steps, "clips_seen": result.steps * args.batch_size, "last_loss": result.last_loss},
+        "train": {
+            "steps": result.steps,
+            "clips_seen": result.steps * args.batch_size,
+            "last_loss": result.last_loss,
+            "prediction_type": prediction_type,
+        },
         "train_sessions": sessions,
         "loss": losses,
         "videos": rows,
@@ -429,7 +448,7 @@ def main() -> None:
     threads = "/".join(str(s["torch_threads"]) for s in sessions)
     print(f"\nSynthetic fashion clips, {FRAME} x {FRAME}, {args.frames} frames; {result.steps} training steps "
           f"({timings['train_s'] / 60:.1f} min in {len(sessions)} session(s), batch {args.batch_size}) on "
-          f"{threads} CPU threads\n")  # fmt: skip
+          f"{threads} CPU threads; prediction type {prediction_type} (the losses are its objective)\n")  # fmt: skip
     print("| model | training loss | held-out loss | colour error to the still (0-255) | motion energy (x real) |")
     print("|---|---|---|---|---|")
     for name, row in rows.items():

@@ -56,6 +56,7 @@ def _add_training_commands(commands, default_model: str) -> None:
         LOSS_REDUCTIONS,
         LR_SCHEDULES,
         MIXED_PRECISION,
+        PREDICTION_TYPES,
         VIDEO_SUFFIXES,
         TrainConfig,
     )
@@ -99,7 +100,7 @@ def _add_training_commands(commands, default_model: str) -> None:
         "train",
         help="train the U-Net and adapter on prepared data (also under `accelerate launch`)",
         description="Train FashionFlow's U-Net and condition adapter on DATA (made by `prepare`) with the published "
-        "objective, writing checkpoints, metrics.jsonl, TensorBoard logs and finally RUN/pipeline. "
+        "objective (predicting the noise, or the velocity: --prediction-type), writing checkpoints, metrics.jsonl, TensorBoard logs and finally RUN/pipeline. "
         "Several GPUs or machines: `accelerate launch -m fashionflow train ...`.",
     )
     train.add_argument("data", type=Path, help="prepared data folder (from `prepare`)")
@@ -114,6 +115,13 @@ def _add_training_commands(commands, default_model: str) -> None:
         default=defaults.init,
         choices=INIT_CHOICES,
         help="start the U-Net and adapter from the model's weights (fine-tune, default) or from fresh weights of its configuration (scratch)",
+    )
+    train.add_argument(
+        "--prediction-type",
+        choices=PREDICTION_TYPES,
+        help="what the U-Net learns to predict: the noise (epsilon, the published model's) or the velocity "
+        "(v_prediction). Default: v_prediction when training starts from untrained weights (--init scratch, "
+        "tiny-random), else the model's own; a resumed run keeps its checkpoints'",
     )
     train.add_argument("--max-steps", type=int, help="optimiser steps to train (default: as many as --epochs take)")
     train.add_argument(
@@ -275,7 +283,8 @@ def _run_train(args: argparse.Namespace) -> int:
     from .training.train import train
 
     config = TrainConfig(
-        data=str(args.data), output=str(args.output), model=args.model, init=args.init, max_steps=args.max_steps, max_minutes=args.max_minutes,
+        data=str(args.data), output=str(args.output), model=args.model, init=args.init,
+        prediction_type=args.prediction_type, max_steps=args.max_steps, max_minutes=args.max_minutes,
         epochs=args.epochs, batch_size=args.batch_size, gradient_accumulation_steps=args.gradient_accumulation_steps,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
         warmup_steps=args.warmup_steps, max_grad_norm=args.max_grad_norm, loss_reduction=args.loss_reduction,

@@ -20,6 +20,7 @@ DEFAULT_DECODE_CHUNK_SIZE = 8
 SAMPLER_NAMES = ("ddpm", "ddim", "dpm++", "unipc")  # schedulers.SAMPLERS
 DEFAULT_SAMPLER = "dpm++"
 NUM_TRAIN_TIMESTEPS = 1000  # the published schedule's length: no sampler takes more steps
+PREDICTION_TYPES = ("epsilon", "v_prediction")  # schedulers.PREDICTION_TYPES: what the U-Net's output can mean
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # loading.DTYPES
 ATTENTION_BACKENDS = ("auto", "sdpa", "xformers")  # models.attention_backend
 DECODERS = ("full", "tiny")  # the VAE's decoder, or TAESD for quick previews (runtime.DECODERS)

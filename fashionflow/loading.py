@@ -77,6 +77,7 @@ def load_pipeline(
     decoders (`FashionFlowPipeline.enable_compile`); each new video shape compiles once.
     """
     from .pipeline import FashionFlowPipeline
+    from .schedulers import UnsupportedPredictionTypeError
     from .tiny import build_tiny_pipeline
 
     model = str(model)
@@ -89,6 +90,8 @@ def load_pipeline(
             )
         try:
             pipeline = FashionFlowPipeline.from_pretrained(model)
+        except UnsupportedPredictionTypeError as error:
+            raise unsupported_model_error(model, error) from None
         except (OSError, ValueError, KeyError) as error:
             raise WeightsNotFoundError(
                 f"The model folder {model} is incomplete or damaged ({error}). "
@@ -99,6 +102,8 @@ def load_pipeline(
 
         try:
             pipeline = FashionFlowPipeline.from_pretrained(model)
+        except UnsupportedPredictionTypeError as error:
+            raise unsupported_model_error(model, error) from None
         except Exception as error:
             raise WeightsNotFoundError(
                 f"{model!r} is not a folder here, and loading it from the Hugging Face Hub failed: "
@@ -131,6 +136,19 @@ def missing_model_message(model: str) -> str:
         f"No FashionFlow weights at {model}: there is no such folder. Check the path; to fetch the published "
         f"weights into it, run `python -m fashionflow download --output {model}`, or pass `--model {TINY_RANDOM}` "
         "to try the software with an untrained model (its videos are noise)."
+    )
+
+
+def unsupported_model_error(model: str, error):
+    """The load error of a model whose U-Net predicts something no sampler here can use, naming the model."""
+    from .schedulers import PREDICTION_TYPES, UnsupportedPredictionTypeError
+
+    config = Path(model) / "scheduler" / "scheduler_config.json" if Path(model).is_dir() else "its scheduler config"
+    return UnsupportedPredictionTypeError(
+        f"The model {model} cannot be sampled: {config} has prediction_type {error.prediction_type!r}, and FashionFlow samples only models that predict "
+        + " or ".join(repr(p) for p in PREDICTION_TYPES)
+        + ".",
+        error.prediction_type,
     )
 
 

@@ -25,7 +25,7 @@ from .defaults import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES  # noqa: F40
 from .image import DEFAULT_FIT, FIT_MODES, ImageInput, frame_image, image_to_tensor, load_image
 from .models import ConditionAdapter, FashionFlowUNet
 from .runtime import DECODERS, choose_decode_chunk_size
-from .schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps, make_scheduler
+from .schedulers import DEFAULT_SAMPLER, SAMPLERS, check_prediction_type, default_steps, make_scheduler
 from .video import DEFAULT_FPS, MAX_FPS, MIN_FPS, VIDEO_FORMATS, boomerang, export_video
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ class FashionFlowPipeline(DiffusionPipeline):
 
     Components: `vae` (AutoencoderKL, Stable Diffusion v1-4), `image_encoder` (CLIPVisionModel,
     ViT-B/32) with its `feature_extractor`, `unet` (FashionFlowUNet), `adapter` (ConditionAdapter)
-    and `scheduler` (the noise schedule; `sampler` picks the sampling algorithm per call).
+    and `scheduler` (the noise schedule, and in its `prediction_type` what the U-Net predicts: "epsilon"
+    or "v_prediction"; `sampler` picks the sampling algorithm per call, on that schedule and prediction).
     Optional: `tiny_vae` (AutoencoderTiny with TAESD weights), a decoder about eight times faster
     than the VAE's on a CPU, for quick previews (`decoder="tiny"`); final videos use the VAE.
 
@@ -88,6 +89,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         super().__init__()
         if clip_preprocessing not in CLIP_PREPROCESSING:
             raise ValueError(f"clip_preprocessing must be one of {CLIP_PREPROCESSING}; got {clip_preprocessing!r}.")
+        check_prediction_type(scheduler.config)  # a model we cannot sample is refused at load, not sampled into noise
         self.register_modules(
             vae=vae,
             image_encoder=image_encoder,

@@ -6,6 +6,11 @@ The checkpoint was trained on 1000 steps with a cosine-shaped ramp of beta itsel
     beta_i = 1e-4 + 0.5 * (0.02 - 1e-4) * (1 - cos(pi * i / 999)),  i = 0..999
 
 computed in float64 and stored as float32, as the authors' code does.
+
+What the U-Net's output means is the scheduler config's `prediction_type` (diffusers' names):
+"epsilon", the noise (the published checkpoint), or "v_prediction", the velocity
+sqrt(alphabar_t) * noise - sqrt(1 - alphabar_t) * x_0 (what `fashionflow train` gives new models).
+Every sampler here reads it from the model folder's scheduler config (`make_scheduler`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,27 @@ from diffusers.schedulers.scheduling_ddpm import DDPMSchedulerOutput
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-from .defaults import DEFAULT_SAMPLER, NUM_TRAIN_TIMESTEPS, SAMPLER_NAMES
+from .defaults import DEFAULT_SAMPLER, NUM_TRAIN_TIMESTEPS, PREDICTION_TYPES, SAMPLER_NAMES
+
+
+class UnsupportedPredictionTypeError(ValueError):
+    """A scheduler config whose `prediction_type` no sampler here can sample; `prediction_type` holds it."""
+
+    def __init__(self, message: str, prediction_type):
+        super().__init__(message)
+        self.prediction_type = prediction_type
+
+
+def check_prediction_type(config) -> str:
+    """The scheduler config's prediction type, refused unless every sampler here can sample it."""
+    prediction_type = config.get("prediction_type", "epsilon")
+    if prediction_type not in PREDICTION_TYPES:
+        raise UnsupportedPredictionTypeError(
+            f"The scheduler's prediction_type is {prediction_type!r}; FashionFlow samples models that predict "
+            "'epsilon' (the noise) or 'v_prediction' (the velocity).",
+            prediction_type,
+        )
+    return prediction_type
 
 
 class AncestralDDPMScheduler(DDPMScheduler):
@@ -33,7 +58,9 @@ class AncestralDDPMScheduler(DDPMScheduler):
 
     diffusers' DDPMScheduler computes the same update through the predicted x_0, which differs in
     float32 rounding (about 1e-4 near t = 999); this reproduces the published sampler exactly.
-    With fewer steps than training steps it is diffusers' DDPM.
+    A v prediction is first turned into the noise it implies, exactly, and then goes through
+    the same formula: eps = sqrt(alphabar_t) * v + sqrt(1 - alphabar_t) * x_t.
+    With fewer steps than training steps it is diffusers' DDPM (which takes either prediction).
     """
 
     def step(self, model_output, timestep, sample, generator=None, return_dict: bool = True):
@@ -42,6 +69,7 @@ class AncestralDDPMScheduler(DDPMScheduler):
         t = int(timestep)
         betas = self.betas
         alphas_cumprod = self.alphas_cumprod
+        model_output = self.predicted_noise(model_output, t, sample)
         alphas_cumprod_prev = torch.nn.functional.pad(alphas_cumprod[:-1], (1, 0), value=1.0)
         posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
 
@@ -59,6 +87,14 @@ class AncestralDDPMScheduler(DDPMScheduler):
         if not return_dict:
             return (mean, pred_original_sample)
         return DDPMSchedulerOutput(prev_sample=mean, pred_original_sample=pred_original_sample)
+
+    def predicted_noise(self, model_output: torch.Tensor, t: int, sample: torch.Tensor) -> torch.Tensor:
+        """The noise the U-Net's output at step t stands for (the output itself for an epsilon model)."""
+        prediction_type = check_prediction_type(self.config)
+        if prediction_type == "epsilon":
+            return model_output
+        alpha_bar = self.alphas_cumprod[t]
+        return torch.sqrt(alpha_bar) * model_output + torch.sqrt(1.0 - alpha_bar) * sample
 
 
 # name -> (scheduler class, settings on top of the published schedule, default steps)
@@ -91,7 +127,8 @@ def published_scheduler() -> DDPMScheduler:
 
 
 def make_scheduler(sampler: str, base_config: dict | None = None) -> SchedulerMixin:
-    """A fresh scheduler of the named sampler on the published betas (or on `base_config`'s schedule)."""
+    """A fresh scheduler of the named sampler on the published betas (or on `base_config`'s schedule and
+    prediction type: a model folder's scheduler config says what its U-Net predicts)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
     scheduler_class, settings, _ = SAMPLERS[sampler]
@@ -108,6 +145,7 @@ def make_scheduler(sampler: str, base_config: dict | None = None) -> SchedulerMi
             schedule.update(
                 {k: base_config[k] for k in ("beta_start", "beta_end", "beta_schedule") if k in base_config}
             )
+        check_prediction_type(schedule)
     return scheduler_class.from_config({**schedule, **settings})
 
 

@@ -68,12 +68,12 @@ def test_the_help_defaults_agree_with_the_library():
     from fashionflow.loading import DTYPES
     from fashionflow.models import ATTENTION_BACKENDS
     from fashionflow.pipeline import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES
-    from fashionflow.schedulers import DEFAULT_SAMPLER, NUM_TRAIN_TIMESTEPS, SAMPLERS
+    from fashionflow.schedulers import DEFAULT_SAMPLER, NUM_TRAIN_TIMESTEPS, PREDICTION_TYPES, SAMPLERS
 
     assert defaults.DEFAULT_NUM_FRAMES == DEFAULT_NUM_FRAMES
     assert defaults.DEFAULT_DECODE_CHUNK_SIZE == DEFAULT_DECODE_CHUNK_SIZE
     assert defaults.SAMPLER_NAMES == tuple(SAMPLERS) and defaults.DEFAULT_SAMPLER == DEFAULT_SAMPLER
-    assert defaults.NUM_TRAIN_TIMESTEPS == NUM_TRAIN_TIMESTEPS
+    assert defaults.NUM_TRAIN_TIMESTEPS == NUM_TRAIN_TIMESTEPS and defaults.PREDICTION_TYPES == PREDICTION_TYPES
     assert defaults.DTYPE_NAMES == tuple(DTYPES) and defaults.ATTENTION_BACKENDS == ATTENTION_BACKENDS
 
 

@@ -83,12 +83,14 @@ def load_model(
     attention_backend: str = "auto",
     cpu_offload: bool = False,
 ) -> ModelState:
-    """Load the pipeline once; missing weights give a `ModelState` that says what to run, not an exception."""
+    """Load the pipeline once; missing or unusable weights give a `ModelState` that says why, not an exception."""
+    from ..schedulers import UnsupportedPredictionTypeError
+
     try:
         pipeline = load_pipeline(
             name, device=device, dtype=dtype, attention_backend=attention_backend, cpu_offload=cpu_offload
         )
-    except WeightsNotFoundError as error:
+    except (WeightsNotFoundError, UnsupportedPredictionTypeError) as error:
         logger.warning("No model loaded: %s", error)
         return ModelState(name=str(name), error=str(error))
     return ModelState(

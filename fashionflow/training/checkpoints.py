@@ -5,7 +5,9 @@ learning-rate schedule, accelerate's RNG states), plus, written here as safetens
 
     ema.safetensors            the EMA weights and counters (when EMA is on)
     generators.safetensors     each process's noise generator (timesteps, noise, VAE samples)
-    train_state.json           step, epoch, batches already taken from that epoch, samples seen
+    train_state.json           step, epoch, batches already taken from that epoch, samples seen, and the
+                               prediction type trained (a resumed run keeps it; absent before it was recorded:
+                               those runs trained "epsilon")
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..defaults import PREDICTION_TYPES as PREDICTION_TYPES  # "epsilon" (the noise) or "v_prediction" (the velocity)
 from ..hub import DEFAULT_OUTPUT
 
 DEFAULT_MODEL = str(DEFAULT_OUTPUT)  # loading.DEFAULT_MODEL
@@ -36,6 +37,10 @@ class TrainConfig:
     output: str
     model: str = DEFAULT_MODEL
     init: str = "model"  # "model": fine-tune the model's U-Net and adapter; "scratch": fresh weights of its config
+    # What the U-Net learns to predict. None: "v_prediction" when training starts from untrained weights (a
+    # noise-predicting small model samples drifted colours, see objective.py), else the model's own; a resumed
+    # run keeps its checkpoints'. Resolved by objective.choose_prediction_type.
+    prediction_type: str | None = None
     max_steps: int | None = None  # optimiser steps; when None, `epochs` decides
     max_minutes: float | None = None  # stop (saving as at the end) after this much training time, e.g. a job's limit
     epochs: int = 1

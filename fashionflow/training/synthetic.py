@@ -95,19 +95,22 @@ def draw_frame(style: FigureStyle, t: float, height: int, width: int) -> Image.I
 
 
 def synthetic_clip(
-    rng: np.random.Generator, frames: int, height: int, width: int, style: FigureStyle | None = None
-) -> np.ndarray:
-    """One clip, uint8 (frames, height, width, 3), with its own style unless one is given."""
+    rng: np.random.Generator, frames: int, height: int, width: int, style: FigureStyle | None = None,
+    static: bool = False,
+) -> np.ndarray:  # fmt: skip
+    """One clip, uint8 (frames, height, width, 3), with its own style unless one is given. static: every
+    frame is the first, so that the ideal video of its still is the still itself (a test of the objective)."""
     style = style or random_style(rng)
     start = float(rng.uniform(0, style.period))
-    return np.stack([np.asarray(draw_frame(style, start + i, height, width)) for i in range(frames)])
+    return np.stack([np.asarray(draw_frame(style, start + (0 if static else i), height, width)) for i in range(frames)])
 
 
 def write_synthetic_videos(
     folder: str | os.PathLike, count: int, frames: int = 24, height: int = 128, width: int = 96,
-    seed: int = 0, fps: int = 25, prefix: str = "clip",
+    seed: int = 0, fps: int = 25, prefix: str = "clip", static: bool = False,
 ) -> list[Path]:  # fmt: skip
-    """Write `count` synthetic clips as MP4 files (H.264) into `folder`; returns their paths."""
+    """Write `count` synthetic clips as MP4 files (H.264) into `folder`; returns their paths. static: still
+    clips (every frame the first)."""
     from ..video import export_video
 
     rng = np.random.default_rng(seed)
@@ -115,6 +118,6 @@ def write_synthetic_videos(
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
-        clip = synthetic_clip(rng, frames, height, width)
+        clip = synthetic_clip(rng, frames, height, width, static=static)
         paths.append(export_video(list(clip), folder / f"{prefix}-{i:04d}.mp4", fps))
     return paths

@@ -13,7 +13,8 @@ Two machines (run on each, --machine_rank 0 and 1):
     accelerate launch --num_machines 2 --machine_rank 0 --main_process_ip HOST --main_process_port 29500 \\
         --num_processes 16 -m fashionflow train DATA -o RUN --model MODEL
 
-The step is the authors' (see `objective.py`); what the authors' loop lacked is added the way
+The step is the authors' (see `objective.py`), predicting the noise as they did or the velocity
+(`--prediction-type`; new models default to the velocity); what the authors' loop lacked is added the way
 diffusers' example trainers do it: mixed precision, gradient accumulation and checkpointing, EMA,
 checkpoints with resume (including the data position), validation videos and loss, TensorBoard.
 RUN holds: config.json, metrics.jsonl, logs/ (TensorBoard), checkpoint-{step}/, validation/, and
@@ -27,6 +28,7 @@ import math
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -47,8 +49,8 @@ from .checkpoints import (
 )
 from .dataset import LatentClipDataset, check_data_fits_model, load_index, split_by_video
 from .errors import OutputFolderError, TrainingStopped
-from .objective import Denoiser, diffusion_loss
-from .options import INIT_CHOICES, LOSS_REDUCTIONS, LR_SCHEDULES, MIXED_PRECISION, TrainConfig
+from .objective import Denoiser, choose_prediction_type, diffusion_loss
+from .options import INIT_CHOICES, LOSS_REDUCTIONS, LR_SCHEDULES, MIXED_PRECISION, PREDICTION_TYPES, TrainConfig
 
 logger = get_logger(__name__)
 
@@ -68,6 +70,8 @@ def check_config(config: TrainConfig) -> None:
     problems = []
     if config.init not in INIT_CHOICES:
         problems.append(f"--init must be one of {INIT_CHOICES}")
+    if config.prediction_type is not None and config.prediction_type not in PREDICTION_TYPES:
+        problems.append(f"--prediction-type must be one of {PREDICTION_TYPES}")
     if config.loss_reduction not in LOSS_REDUCTIONS:
         problems.append(f"--loss-reduction must be one of {LOSS_REDUCTIONS}")
     if config.mixed_precision not in MIXED_PRECISION:
@@ -124,6 +128,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     pipeline = load_pipeline(config.model, device=str(accelerator.device), dtype="float32")
     check_data_fits_model(index, pipeline, config.data)
     train_clips, validation_clips = split_by_video(index["clips"], config.validation_videos)
+    choice = _choose_prediction_type(config, pipeline, checkpoint)
     if main:
         _open_run_dir(run_dir, resuming=checkpoint is not None or config.resume == "latest")
     accelerator.wait_for_everyone()
@@ -137,6 +142,10 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     else:
         clip_preprocessing = pipeline.config.clip_preprocessing  # fine-tuning keeps the loaded model's setting
     pipeline.register_to_config(clip_preprocessing=clip_preprocessing)
+    # the objective and the validation loss and videos all read what the U-Net predicts from this scheduler
+    pipeline.scheduler = type(pipeline.scheduler).from_config(
+        pipeline.scheduler.config, prediction_type=choice.prediction_type
+    )
     pipeline.set_progress_bar_config(disable=True)
     unet, adapter = pipeline.unet, pipeline.adapter
     denoiser = Denoiser(unet, adapter).train()
@@ -179,7 +188,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     denoiser, optimizer, dataloader, lr_scheduler = accelerator.prepare(denoiser, optimizer, dataloader, lr_scheduler)
     steps_per_epoch = math.ceil(len(dataloader) / config.gradient_accumulation_steps)
     epochs = math.ceil(max_steps / steps_per_epoch)
-    noise_scheduler = pipeline.scheduler  # the published schedule the pipeline samples on
+    noise_scheduler = pipeline.scheduler  # the published schedule the pipeline samples on, with the run's prediction
     # timesteps, noise and VAE samples come from this process's own generator, saved in every checkpoint
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + accelerator.process_index)
     generators = {f"noise-{accelerator.process_index}": generator}
@@ -206,7 +215,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     facts = dict(
         processes=accelerator.num_processes, device=str(accelerator.device), effective_batch=effective_batch,
         train_clips=len(dataset), validation_clips=len(validation_clips), steps_per_epoch=steps_per_epoch,
-        max_steps=max_steps, clip_preprocessing=clip_preprocessing,
+        max_steps=max_steps, clip_preprocessing=clip_preprocessing, prediction_type=choice.prediction_type,
+        prediction_type_reason=choice.reason,
     )  # fmt: skip
     metrics_path = run_dir / "metrics.jsonl"
     if main:
@@ -214,6 +224,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
         _truncate_metrics(metrics_path, after_step=step)
     if tracker:
         accelerator.init_trackers("fashionflow", config=_hparams(config))
+    accelerator.print(f"Prediction type: {choice.prediction_type} ({choice.reason}).")
+    if choice.warning:
+        accelerator.print(f"Warning: {choice.warning}", file=sys.stderr)
     accelerator.print(
         f"Training {sum(p.numel() for p in unet.parameters()) + sum(p.numel() for p in adapter.parameters()):,} "
         f"parameters on {len(dataset)} clips ({len(validation_clips)} held out) | {accelerator.num_processes} "
@@ -243,7 +256,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
         return loss
 
     def save(at_step: int) -> Path:
-        state = dict(step=at_step, epoch=epoch, batches_done=batches_done, samples_seen=samples_seen)
+        state = dict(step=at_step, epoch=epoch, batches_done=batches_done, samples_seen=samples_seen,
+                     prediction_type=choice.prediction_type)  # fmt: skip
         return _save_checkpoint(accelerator, run_dir, state, ema, generators, config.checkpoints_limit)
 
     # 7. The loop
@@ -366,10 +380,14 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     if main:
         if ema is not None:
             ema.copy_to(accelerator.unwrap_model(denoiser).parameters())
-        pipeline_dir = _save_pipeline(config, accelerator, unet, adapter, clip_preprocessing, run_dir, dict(
+        card_facts = dict(
             steps=step, samples_seen=samples_seen, last_loss=last_loss, last_val_loss=last_val, data=index,
             train_clips=len(dataset), validation_clips=len(validation_clips), effective_batch=effective_batch,
-        ))  # fmt: skip
+            prediction_type=choice.prediction_type, prediction_type_reason=choice.reason,
+        )  # fmt: skip
+        pipeline_dir = _save_pipeline(
+            config, accelerator, unet, adapter, clip_preprocessing, noise_scheduler, run_dir, card_facts
+        )
         accelerator.print(f"Trained pipeline: {pipeline_dir}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -377,6 +395,25 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
 
 
 # pieces of the run --------------------------------------------------------------------------------------------------
+
+
+def _choose_prediction_type(config: TrainConfig, pipeline, checkpoint: Path | None):
+    """`choose_prediction_type` with this run's facts: the model, its weights' state, the checkpoint resumed."""
+    if config.init == "scratch":
+        untrained_because = "--init scratch"
+    elif pipeline.config.untrained:
+        untrained_because = f"the model {config.model} is marked untrained"
+    else:
+        untrained_because = None
+    resumed = None
+    if checkpoint is not None:
+        # checkpoints from before the choice existed were all trained on the noise
+        resumed = read_train_state(checkpoint).get("prediction_type", "epsilon")
+    return choose_prediction_type(
+        config.prediction_type, model=config.model, model_prediction_type=pipeline.scheduler.config.prediction_type,
+        untrained_because=untrained_because, checkpoint=str(checkpoint) if checkpoint else None,
+        checkpoint_prediction_type=resumed,
+    )  # fmt: skip
 
 
 def _tracker(report_to: str | None):
@@ -538,9 +575,12 @@ def _validation_videos(accelerator, pipeline, stills, step: int, run_dir: Path, 
             tracker.writer.add_image("validation/frames", np.concatenate(strips, axis=0), step, dataformats="HWC")
 
 
-def _save_pipeline(config, accelerator, unet, adapter, clip_preprocessing, run_dir: Path, facts: dict) -> Path:
-    """RUN/pipeline: the trained U-Net and adapter with the model's own VAE, CLIP and schedule (reloaded in
-    float32, untouched by mixed precision), staged and renamed into place, with a model card."""
+def _save_pipeline(
+    config, accelerator, unet, adapter, clip_preprocessing, scheduler, run_dir: Path, facts: dict
+) -> Path:
+    """RUN/pipeline: the trained U-Net and adapter with the model's own VAE and CLIP (reloaded in float32,
+    untouched by mixed precision) and the run's scheduler (the model's schedule, the run's prediction type),
+    staged and renamed into place, with a model card."""
     from ..loading import load_pipeline
     from ..pipeline import FashionFlowPipeline
 
@@ -549,7 +589,8 @@ def _save_pipeline(config, accelerator, unet, adapter, clip_preprocessing, run_d
         vae=base.vae, image_encoder=base.image_encoder, feature_extractor=base.feature_extractor,
         unet=accelerator.unwrap_model(unet).to("cpu", torch.float32).eval(),
         adapter=accelerator.unwrap_model(adapter).to("cpu", torch.float32).eval(),
-        scheduler=base.scheduler, clip_preprocessing=clip_preprocessing, untrained=False,
+        scheduler=type(scheduler).from_config(scheduler.config), clip_preprocessing=clip_preprocessing,
+        untrained=False,
     )  # fmt: skip
     final = run_dir / "pipeline"
     staging = run_dir / ".pipeline.partial"
@@ -576,6 +617,7 @@ def _model_card(config: TrainConfig, accelerator, clip_preprocessing: str, facts
     loss = f"{facts['last_loss']:.5f}" if facts["last_loss"] is not None else "n/a"
     val = f"{facts['last_val_loss']:.5f}" if facts["last_val_loss"] is not None else "n/a (no held-out clips)"
     init = "from scratch" if config.init == "scratch" else f"fine-tuned from {config.model}"
+    target = {"epsilon": "the noise", "v_prediction": "the velocity (v-prediction)"}[facts["prediction_type"]]
     return f"""---
 library_name: diffusers
 pipeline_tag: image-to-video
@@ -591,7 +633,8 @@ U-Net and condition adapter {init}; VAE, CLIP and noise schedule from `{config.m
 | data | `{config.data}`: {facts["train_clips"]} training clips, {facts["validation_clips"]} held out, from {data["videos"]} videos ({len(data["skipped"])} skipped) |
 | clips | {settings["frames"]} frames of {settings["frame_height"]} x {settings["frame_width"]} pixels, fit "{settings["fit"]}" |
 | steps | {facts["steps"]} optimiser steps, {facts["samples_seen"]} clips seen, {facts["effective_batch"]} clips per step |
-| objective | the published one: one timestep per clip, frame 0 clean with a zero target, per-frame MSE, {config.loss_reduction} over frames |
+| objective | the published step: one timestep per clip, frame 0 clean with a zero target, per-frame MSE, {config.loss_reduction} over frames |
+| prediction type | `{facts["prediction_type"]}`: the U-Net predicts {target} ({facts["prediction_type_reason"]}); samplers read it from `scheduler/scheduler_config.json` |
 | optimiser | AdamW, lr {config.learning_rate:g} ({config.lr_schedule}, {config.warmup_steps} warm-up steps), weight decay {config.weight_decay:g} |
 | precision | {config.mixed_precision}{", gradient checkpointing" if config.gradient_checkpointing else ""}{f", EMA {config.ema_decay:g} (these are the EMA weights)" if config.ema else ""} |
 | last training loss | {loss} |
