@@ -107,8 +107,15 @@ def quick_preview(args) -> dict:
     chunk = pipe.decode_chunk_size_for("tiny", PREVIEW_FRAMES)
     with tempfile.TemporaryDirectory() as folder:
         start, cpu_start = time.perf_counter(), cpu_seconds()
-        pipe(photo(), num_frames=PREVIEW_FRAMES, num_inference_steps=args.preview_steps, decoder="tiny",
-             generator=torch.Generator().manual_seed(0), output_path=Path(folder) / "preview.mp4", progress=progress)  # fmt: skip
+        pipe(
+            photo(),
+            num_frames=PREVIEW_FRAMES,
+            num_inference_steps=args.preview_steps,
+            decoder="tiny",
+            generator=torch.Generator().manual_seed(0),
+            output_path=Path(folder) / "preview.mp4",
+            progress=progress,
+        )
         total = time.perf_counter() - start
         cpu_total = cpu_seconds() - cpu_start
     denoise_start = marks["denoise_first"] - (marks["denoise_last"] - marks["denoise_first"]) / max(
@@ -120,10 +127,21 @@ def quick_preview(args) -> dict:
         "decode": marks["decode_last"] - marks["denoise_last"],
         "export": marks["export_last"] - marks["decode_last"],
     }
-    return dict(recipe="quick preview", frames=PREVIEW_FRAMES, steps=args.preview_steps, decoder="tiny",
-                decode_chunk_size=chunk, forward_chunking=True, stages=stages, total_seconds=total,
-                cpu_seconds=cpu_total, threads=torch.get_num_threads(), extrapolated=False, peak_mib=peak_rss_mib(),
-                models_mib=loaded)  # fmt: skip
+    return dict(
+        recipe="quick preview",
+        frames=PREVIEW_FRAMES,
+        steps=args.preview_steps,
+        decoder="tiny",
+        decode_chunk_size=chunk,
+        forward_chunking=True,
+        stages=stages,
+        total_seconds=total,
+        cpu_seconds=cpu_total,
+        threads=torch.get_num_threads(),
+        extrapolated=False,
+        peak_mib=peak_rss_mib(),
+        models_mib=loaded,
+    )
 
 
 def video(args, *, before: bool, decoder: str = "full") -> dict:
@@ -176,9 +194,23 @@ def video(args, *, before: bool, decoder: str = "full") -> dict:
         export_video(pictures, Path(folder) / "video.mp4")
         stages["export"], cpu["export"] = time.perf_counter() - start, cpu_seconds() - cpu_start
     name = "70 frames, before" if before else f"70 frames, after{', tiny decoder' if decoder == 'tiny' else ''}"
-    return dict(recipe=name, frames=VIDEO_FRAMES, steps=VIDEO_STEPS, decoder=decoder, decode_chunk_size=chunk,
-                forward_chunking=not before, stages=stages, total_seconds=sum(stages.values()), extrapolated=True,
-                cpu_seconds=sum(cpu.values()), cpu_stages=cpu, threads=torch.get_num_threads(), measured=measured, peak_mib=peak_rss_mib(), models_mib=loaded)  # fmt: skip
+    return dict(
+        recipe=name,
+        frames=VIDEO_FRAMES,
+        steps=VIDEO_STEPS,
+        decoder=decoder,
+        decode_chunk_size=chunk,
+        forward_chunking=not before,
+        stages=stages,
+        total_seconds=sum(stages.values()),
+        extrapolated=True,
+        cpu_seconds=sum(cpu.values()),
+        cpu_stages=cpu,
+        threads=torch.get_num_threads(),
+        measured=measured,
+        peak_mib=peak_rss_mib(),
+        models_mib=loaded,
+    )
 
 
 def decoder_speed(args, decoder: str, chunk: int) -> dict:
@@ -192,19 +224,37 @@ def decoder_speed(args, decoder: str, chunk: int) -> dict:
         start, cpu_start = time.perf_counter(), cpu_seconds()
         pipe.decode_latents(latents, chunk_size=chunk, decoder=decoder)
         seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
-    return dict(decoder=decoder, decode_chunk_size=chunk, frames=args.decoder_frames,
-                seconds_per_frame=seconds / args.decoder_frames, cpu_seconds_per_frame=cpu / args.decoder_frames,
-                threads=torch.get_num_threads(), peak_above_models_mib=peak_rss_mib() - base)  # fmt: skip
+    return dict(
+        decoder=decoder,
+        decode_chunk_size=chunk,
+        frames=args.decoder_frames,
+        seconds_per_frame=seconds / args.decoder_frames,
+        cpu_seconds_per_frame=cpu / args.decoder_frames,
+        threads=torch.get_num_threads(),
+        peak_above_models_mib=peak_rss_mib() - base,
+    )
 
 
 # driver -----------------------------------------------------------------------------------------------------------------
 
 
 def run_in_subprocess(case: str, args) -> dict:
-    command = [sys.executable, __file__, "--case", case, "--preview-steps", str(args.preview_steps),
-               "--measure-steps", str(args.measure_steps), "--decode-frames", str(args.decode_frames),
-               "--baseline-decode-frames", str(args.baseline_decode_frames),
-               "--decoder-frames", str(args.decoder_frames)]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--case",
+        case,
+        "--preview-steps",
+        str(args.preview_steps),
+        "--measure-steps",
+        str(args.measure_steps),
+        "--decode-frames",
+        str(args.decode_frames),
+        "--baseline-decode-frames",
+        str(args.baseline_decode_frames),
+        "--decoder-frames",
+        str(args.decoder_frames),
+    ]
     load_before = os.getloadavg()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -234,22 +284,28 @@ def _minutes(seconds: float | None) -> str:
 
 
 def print_tables(recipes: list[dict], decoders: list[dict]) -> None:
-    print(f"\n{'recipe':<30}{'frames':>7}{'steps':>6}{'decoder':>8}{'chunk':>6}{'encode':>8}{'denoise':>9}"
-          f"{'decode':>8}{'export':>8}{'total':>10}{'CPU/threads':>12}{'peak GB':>9}{'load':>6}")  # fmt: skip
+    print(
+        f"\n{'recipe':<30}{'frames':>7}{'steps':>6}{'decoder':>8}{'chunk':>6}{'encode':>8}{'denoise':>9}"
+        f"{'decode':>8}{'export':>8}{'total':>10}{'CPU/threads':>12}{'peak GB':>9}{'load':>6}"
+    )
     for r in recipes:
         s, mark = r["stages"], "*" if r["extrapolated"] else " "
         idle = r["cpu_seconds"] / r["threads"] if "cpu_seconds" in r else None
-        print(f"{r['recipe']:<30}{r['frames']:>7}{r['steps']:>6}{r['decoder']:>8}{r['decode_chunk_size']:>6}"
-              f"{s['encode']:>7.1f}s{s['denoise']:>8.0f}s{mark}{s['decode']:>6.0f}s{mark}{s['export']:>7.1f}s"
-              f"{_minutes(r['total_seconds']):>9}{mark}{_minutes(idle):>12}{r['peak_mib'] / 1024:>9.1f}"
-              f"{r['loadavg_before'][0]:>6.1f}")  # fmt: skip
+        print(
+            f"{r['recipe']:<30}{r['frames']:>7}{r['steps']:>6}{r['decoder']:>8}{r['decode_chunk_size']:>6}"
+            f"{s['encode']:>7.1f}s{s['denoise']:>8.0f}s{mark}{s['decode']:>6.0f}s{mark}{s['export']:>7.1f}s"
+            f"{_minutes(r['total_seconds']):>9}{mark}{_minutes(idle):>12}{r['peak_mib'] / 1024:>9.1f}"
+            f"{r['loadavg_before'][0]:>6.1f}"
+        )
     print("* extrapolated from the measured steps and frames (JSON: measured). CPU/threads: CPU time used divided by")
     print("  the threads, about the wall time on an idle machine. load: 1-minute load average before the recipe.")
     print(f"\n{'decoder':<10}{'chunk':>6}{'s / frame':>11}{'CPU/threads':>13}{'peak MiB above models':>24}{'load':>6}")
     for d in decoders:
         idle = d["cpu_seconds_per_frame"] / d["threads"] if "cpu_seconds_per_frame" in d else float("nan")
-        print(f"{d['decoder']:<10}{d['decode_chunk_size']:>6}{d['seconds_per_frame']:>11.2f}{idle:>13.2f}"
-              f"{d['peak_above_models_mib']:>24.0f}{d['loadavg_before'][0]:>6.1f}")  # fmt: skip
+        print(
+            f"{d['decoder']:<10}{d['decode_chunk_size']:>6}{d['seconds_per_frame']:>11.2f}{idle:>13.2f}"
+            f"{d['peak_above_models_mib']:>24.0f}{d['loadavg_before'][0]:>6.1f}"
+        )
 
 
 def main() -> None:
@@ -285,8 +341,14 @@ def main() -> None:
             decoders.append(run_in_subprocess(case, args))
             print(f"decoder {case}: {decoders[-1]['seconds_per_frame']:.2f} s/frame", flush=True)
     print_tables(recipes, decoders)
-    result = dict(machine=platform.processor() or platform.machine(), cpus=os.cpu_count(), torch=torch.__version__,
-                  threads=torch.get_num_threads(), recipes=recipes, decoders=decoders)  # fmt: skip
+    result = dict(
+        machine=platform.processor() or platform.machine(),
+        cpus=os.cpu_count(),
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        recipes=recipes,
+        decoders=decoders,
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))
     print(f"\nJSON: {args.output}")

@@ -61,7 +61,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--device", help="default: cuda when present, else cpu")
     parser.add_argument("--overwrite", action="store_true", help="regenerate videos made by an earlier run")
-    return parser.parse_args()  # fmt: skip
+    return parser.parse_args()
 
 
 def main() -> None:
@@ -89,10 +89,12 @@ def main() -> None:
         started = time.time()
         generated = args.output / f"generated-{model}"
         summary = generate_test_videos(
-            str(args.input / model), heldout, generated,
+            str(args.input / model),
+            heldout,
+            generated,
             ProtocolSettings(sampler=args.sampler, steps=args.steps, seed=args.seed, overwrite=args.overwrite),
             device=args.device,
-        )  # fmt: skip
+        )
         generation_s = time.time() - started
         report = evaluate(heldout, generated, None, i3d, c3d, EvaluationSettings(frames=frames, device=args.device))
         report["generation"] = {**summary, "seconds": round(generation_s, 1)}
@@ -108,8 +110,17 @@ def main() -> None:
 
     rows = [("model", "fvd (lower)", "isv (higher)", "ssim (higher)", "psnr dB (higher)", "clips", "generation s")]
     for model, r in results.items():
-        rows.append((model, _cell(r, "fvd", 2), _cell(r, "isv", 3), _cell(r, "ssim", 4), _cell(r, "psnr", 2),
-                     str(r["clips"]["fvd"]["generated"]["clips"]), f"{r['generation']['seconds']:.0f}"))  # fmt: skip
+        rows.append(
+            (
+                model,
+                _cell(r, "fvd", 2),
+                _cell(r, "isv", 3),
+                _cell(r, "ssim", 4),
+                _cell(r, "psnr", 2),
+                str(r["clips"]["fvd"]["generated"]["clips"]),
+                f"{r['generation']['seconds']:.0f}",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print()
     for i, row in enumerate(rows):

@@ -37,10 +37,15 @@ import torch
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DEFAULT_CASES = [
-    "bfloat16:sdpa:eager", "bfloat16:xformers:eager", "bfloat16:sdpa:compiled",
-    "float16:sdpa:eager", "float16:xformers:eager", "float16:sdpa:compiled",
-    "float32:sdpa:eager", "float32:sdpa:compiled",
-]  # fmt: skip
+    "bfloat16:sdpa:eager",
+    "bfloat16:xformers:eager",
+    "bfloat16:sdpa:compiled",
+    "float16:sdpa:eager",
+    "float16:xformers:eager",
+    "float16:sdpa:compiled",
+    "float32:sdpa:eager",
+    "float32:sdpa:compiled",
+]
 ISSUE_STEP_TFLOP = 1.47
 
 # Dense tensor-core peak TFLOPS: (bfloat16/float16, TF32) by a part of the device name; from NVIDIA's datasheets.
@@ -162,8 +167,9 @@ def run_case(args, dtype_name: str, attention: str, how: str) -> dict:
     # 1. U-Net step
     unet = pipe.unet
     sample = torch.randn(1, 4, args.frames, h, w, device=device, dtype=dtype, generator=generator)
-    context = torch.randn(1, pipe.adapter.config.clip_tokens, unet.config.context_dim, device=device, dtype=dtype,
-                          generator=generator)  # fmt: skip
+    context = torch.randn(
+        1, pipe.adapter.config.clip_tokens, unet.config.context_dim, device=device, dtype=dtype, generator=generator
+    )
     timestep = torch.tensor(500, device=device)
 
     def step():
@@ -256,14 +262,32 @@ def main() -> int:
         torch.cuda.get_device_name(args.device) if torch.device(args.device).type == "cuda" else "cpu (smoke test)"
     )
     flops, conv_flops = count_step_flops(args.frames, 80, 64)
-    print(f"{device_name}; U-Net step at {args.frames} frames: {flops / 1e12:.2f} TFLOP "
-          f"({conv_flops / 1e12:.2f} in convolutions; issue 11 quotes {ISSUE_STEP_TFLOP})", flush=True)  # fmt: skip
+    print(
+        f"{device_name}; U-Net step at {args.frames} frames: {flops / 1e12:.2f} TFLOP "
+        f"({conv_flops / 1e12:.2f} in convolutions; issue 11 quotes {ISSUE_STEP_TFLOP})",
+        flush=True,
+    )
 
     results = []
     for case in cases:
-        command = [sys.executable, __file__, "--case", case, "--device", args.device, "--frames", str(args.frames),
-                   "--steps", str(args.steps), "--decode-frames", str(args.decode_frames), "--warmup",
-                   str(args.warmup), "--repeats", str(args.repeats)]  # fmt: skip
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            case,
+            "--device",
+            args.device,
+            "--frames",
+            str(args.frames),
+            "--steps",
+            str(args.steps),
+            "--decode-frames",
+            str(args.decode_frames),
+            "--warmup",
+            str(args.warmup),
+            "--repeats",
+            str(args.repeats),
+        ]
         if args.compile_mode:
             command += ["--compile-mode", args.compile_mode]
         if args.smoke:
@@ -284,25 +308,40 @@ def main() -> int:
         print_row(result, header=len(results) == 1)
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(dict(device=device_name, torch=torch.__version__, step_flops=flops,
-                                           step_conv_flops=conv_flops, results=results), indent=2))  # fmt: skip
+    args.output.write_text(
+        json.dumps(
+            dict(
+                device=device_name,
+                torch=torch.__version__,
+                step_flops=flops,
+                step_conv_flops=conv_flops,
+                results=results,
+            ),
+            indent=2,
+        )
+    )
     print(f"\nJSON: {args.output}")
     return 0
 
 
 def print_row(r: dict, header: bool) -> None:
     if header:
-        print(f"\n{'dtype':<10}{'attention':<10}{'mode':<10}{'ms/step':>9}{'floor ms':>9}{'% peak':>7}"
-              f"{'s/frame full':>13}{'s/frame tiny':>13}{'70 frames s':>12}{'peak GiB':>9}{'compile s':>10}")  # fmt: skip
+        print(
+            f"\n{'dtype':<10}{'attention':<10}{'mode':<10}{'ms/step':>9}{'floor ms':>9}{'% peak':>7}"
+            f"{'s/frame full':>13}{'s/frame tiny':>13}{'70 frames s':>12}{'peak GiB':>9}{'compile s':>10}"
+        )
     if "skipped" in r:
         print(f"{r['dtype']:<10}{r['attention_requested']:<10}{r['mode']:<10}  skipped: {r['skipped']}")
         return
     floor = f"{r['floor_ms']:.2f}" if "floor_ms" in r else "n/a"
     share = f"{100 * r['fraction_of_peak']:.0f}%" if "fraction_of_peak" in r else "n/a"
     compile_s = r["unet_first_calls_s"] if r["mode"] == "compiled" else 0.0
-    print(f"{r['dtype']:<10}{r['attention']:<10}{r['mode']:<10}{r['unet_ms_per_step']:>9.2f}{floor:>9}{share:>7}"
-          f"{r['decoders']['full']['s_per_frame']:>13.3f}{r['decoders']['tiny']['s_per_frame']:>13.4f}"
-          f"{r['end_to_end_s']:>12.2f}{r['end_to_end_peak_mib'] / 1024:>9.2f}{compile_s:>10.1f}", flush=True)  # fmt: skip
+    print(
+        f"{r['dtype']:<10}{r['attention']:<10}{r['mode']:<10}{r['unet_ms_per_step']:>9.2f}{floor:>9}{share:>7}"
+        f"{r['decoders']['full']['s_per_frame']:>13.3f}{r['decoders']['tiny']['s_per_frame']:>13.4f}"
+        f"{r['end_to_end_s']:>12.2f}{r['end_to_end_peak_mib'] / 1024:>9.2f}{compile_s:>10.1f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -33,10 +33,16 @@ from fashionflow.schedulers import default_steps, make_scheduler, published_sche
 from fashionflow.video import export_video
 
 SD_VAE_CONFIG = dict(  # CompVis/stable-diffusion-v1-4, subfolder vae
-    in_channels=3, out_channels=3, latent_channels=4, sample_size=512, layers_per_block=2, norm_num_groups=32,
-    block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    sample_size=512,
+    layers_per_block=2,
+    norm_num_groups=32,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
     up_block_types=("UpDecoderBlock2D",) * 4,
-)  # fmt: skip
+)
 
 
 def published_size_pipeline(device: str, dtype: torch.dtype) -> FashionFlowPipeline:
@@ -143,8 +149,13 @@ def run_recipe(
         subset = latents[:, :, :decode_frames]
         record = stages.setdefault("decode", {})
         decoded = timed(memory, device, lambda: pipe.decode_latents(subset, chunk_size=chunk), record)
-        record.update(frames=frames, measured_frames=decode_frames, chunk_size=chunk,
-                      seconds=record["seconds"] * frames / decode_frames, extrapolated=decode_frames < frames)  # fmt: skip
+        record.update(
+            frames=frames,
+            measured_frames=decode_frames,
+            chunk_size=chunk,
+            seconds=record["seconds"] * frames / decode_frames,
+            extrapolated=decode_frames < frames,
+        )
 
     pictures = pipe.postprocess(decoded, "pil")[0]
     pictures = (pictures * (frames // len(pictures) + 1))[:frames]  # a full-length clip for the writer
@@ -167,18 +178,24 @@ def _nothing():
 
 
 def print_table(device_label: str, ours: dict, authors: dict) -> None:
-    print(f"\n{device_label}: ours = {ours['sampler']} {ours['steps']} steps, decode {ours['decode_chunk_size']} frames/call;"
-          f" authors = {authors['sampler']} {authors['steps']} steps, decode 1 frame/call")  # fmt: skip
+    print(
+        f"\n{device_label}: ours = {ours['sampler']} {ours['steps']} steps, decode {ours['decode_chunk_size']} frames/call;"
+        f" authors = {authors['sampler']} {authors['steps']} steps, decode 1 frame/call"
+    )
     print(f"{'stage':<16}{'ours s':>12}{'authors s':>14}{'ratio':>9}{'ours MiB':>11}{'authors MiB':>13}")
     for stage in ours["stages"]:
         a, b = ours["stages"][stage], authors["stages"][stage]
         mark = lambda r: "*" if r.get("extrapolated") else " "  # noqa: E731
-        print(f"{stage:<16}{a['seconds']:>11.2f}{mark(a)}{b['seconds']:>13.2f}{mark(b)}{b['seconds'] / a['seconds']:>8.1f}x"
-              f"{a['peak_mib']:>11.0f}{b['peak_mib']:>13.0f}")  # fmt: skip
+        print(
+            f"{stage:<16}{a['seconds']:>11.2f}{mark(a)}{b['seconds']:>13.2f}{mark(b)}{b['seconds'] / a['seconds']:>8.1f}x"
+            f"{a['peak_mib']:>11.0f}{b['peak_mib']:>13.0f}"
+        )
         if stage == "denoise":
             print(f"{'  per step':<16}{a['seconds_per_step']:>12.2f}{b['seconds_per_step']:>14.2f}")
-    print(f"{'total':<16}{ours['total_seconds']:>12.1f}{authors['total_seconds']:>14.1f}"
-          f"{authors['total_seconds'] / ours['total_seconds']:>8.1f}x{ours['peak_mib']:>11.0f}{authors['peak_mib']:>13.0f}")  # fmt: skip
+    print(
+        f"{'total':<16}{ours['total_seconds']:>12.1f}{authors['total_seconds']:>14.1f}"
+        f"{authors['total_seconds'] / ours['total_seconds']:>8.1f}x{ours['peak_mib']:>11.0f}{authors['peak_mib']:>13.0f}"
+    )
     print("* extrapolated from the measured steps / frames (see JSON: measured_steps, measured_frames)")
 
 
@@ -205,16 +222,44 @@ def main() -> None:
             f" {str(dtype).removeprefix('torch.')}, attention {pipe.attention_backend}, {args.frames} frames 640x512)"
         )
         common = dict(frames=args.frames, measure_steps=args.measure_steps, out_dir=args.output.parent)
-        ours = run_recipe(pipe, device, photo, name="ours", sampler=args.sampler,
-                          steps=args.steps or default_steps(args.sampler), chunk=args.decode_chunk_size,
-                          decode_frames=args.measure_decode_frames, autocast=False, **common)  # fmt: skip
+        ours = run_recipe(
+            pipe,
+            device,
+            photo,
+            name="ours",
+            sampler=args.sampler,
+            steps=args.steps or default_steps(args.sampler),
+            chunk=args.decode_chunk_size,
+            decode_frames=args.measure_decode_frames,
+            autocast=False,
+            **common,
+        )
         # The authors ran a float32 model under fp16 autocast on CUDA, and float32 on the CPU.
         pipe = pipe.to(dtype=torch.float32) if device.startswith("cuda") else pipe
-        authors = run_recipe(pipe, device, photo, name="authors", sampler="ddpm", steps=1000, chunk=1,
-                             decode_frames=args.measure_decode_frames, autocast=device.startswith("cuda"), **common)  # fmt: skip
+        authors = run_recipe(
+            pipe,
+            device,
+            photo,
+            name="authors",
+            sampler="ddpm",
+            steps=1000,
+            chunk=1,
+            decode_frames=args.measure_decode_frames,
+            autocast=device.startswith("cuda"),
+            **common,
+        )
         print_table(label, ours, authors)
-        results.append({"device": device, "label": label, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                        "ours": ours, "authors": authors, "speedup": authors["total_seconds"] / ours["total_seconds"]})  # fmt: skip
+        results.append(
+            {
+                "device": device,
+                "label": label,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "ours": ours,
+                "authors": authors,
+                "speedup": authors["total_seconds"] / ours["total_seconds"],
+            }
+        )
         del pipe
     args.output.write_text(json.dumps(results, indent=2))
     print(f"\nJSON: {args.output}")

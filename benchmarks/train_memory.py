@@ -55,8 +55,14 @@ def one_step(frames: int, device: str, bf16: bool, checkpointing: bool) -> dict:
         peak = torch.cuda.max_memory_allocated() / 2**30
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
-    return {"frames": frames, "device": device, "bf16": bf16, "checkpointing": checkpointing, "peak_gib": peak,
-            "seconds_per_step": seconds}  # fmt: skip
+    return {
+        "frames": frames,
+        "device": device,
+        "bf16": bf16,
+        "checkpointing": checkpointing,
+        "peak_gib": peak,
+        "seconds_per_step": seconds,
+    }
 
 
 def main() -> None:
@@ -95,8 +101,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for r in rows:
         precision = "bf16 autocast" if r["bf16"] else "fp32"
-        print(f"| {r['frames']} | {r['device']} | {precision} | {r['checkpointing']} | {r['peak_gib']:.2f} | "
-              f"{r['seconds_per_step']:.1f} |")  # fmt: skip
+        print(
+            f"| {r['frames']} | {r['device']} | {precision} | {r['checkpointing']} | {r['peak_gib']:.2f} | "
+            f"{r['seconds_per_step']:.1f} |"
+        )
     if estimate:
         print(
             f"\nESTIMATE for 70 frames (linear fit in frames of CPU process peak memory, not measured on a GPU): "

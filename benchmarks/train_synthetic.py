@@ -183,34 +183,23 @@ def train_vae(frames: np.ndarray, minutes: float, seed: int) -> tuple[torch.nn.M
 
 
 def build_pipeline(vae, seed: int) -> FashionFlowPipeline:
-    from transformers import CLIPVisionConfig, CLIPVisionModel
-
-    from fashionflow._compat import clip_image_processor_class
+    from fashionflow.assembly import assemble_pipeline, clip_tokens, random_image_encoder
     from fashionflow.models import ConditionAdapter, FashionFlowUNet
-    from fashionflow.schedulers import published_scheduler
 
-    clip_config = CLIPVisionConfig(**CLIP_CONFIG)
-    tokens = (clip_config.image_size // clip_config.patch_size) ** 2 + 1
     latent = FRAME // 2 ** (len(VAE_CONFIG["block_out_channels"]) - 1)
     torch.manual_seed(seed)
-    pipeline = FashionFlowPipeline(
+    image_encoder, feature_extractor = random_image_encoder(CLIP_CONFIG)
+    return assemble_pipeline(
         vae=vae,
-        image_encoder=CLIPVisionModel(clip_config),
-        feature_extractor=clip_image_processor_class()(
-            size={"shortest_edge": clip_config.image_size},
-            crop_size={"height": clip_config.image_size, "width": clip_config.image_size},
-        ),
+        image_encoder=image_encoder,
+        feature_extractor=feature_extractor,
         unet=FashionFlowUNet(**UNET_CONFIG),
         adapter=ConditionAdapter(
-            latent_size=(latent, latent), clip_tokens=tokens, context_dim=CLIP_CONFIG["hidden_size"]
+            latent_size=(latent, latent), clip_tokens=clip_tokens(image_encoder), context_dim=CLIP_CONFIG["hidden_size"]
         ),
-        scheduler=published_scheduler(),
         clip_preprocessing="standard",
         untrained=True,
     )
-    for model in (pipeline.vae, pipeline.image_encoder, pipeline.unet, pipeline.adapter):
-        model.eval()
-    return pipeline
 
 
 # 5. measures --------------------------------------------------------------------------------------------------------
@@ -227,8 +216,9 @@ def objective(pipeline, dataset, scheduler, draws: int = 4) -> float:
         for d in range(draws):
             generator = torch.Generator().manual_seed(1000 * i + d)
             hidden, context_latents, _ = pipeline.encode_condition(item["still"][None], generator)
-            loss = diffusion_loss(denoiser, scheduler, item["latents"][None], hidden, context_latents,
-                                  "mean", generator)  # fmt: skip
+            loss = diffusion_loss(
+                denoiser, scheduler, item["latents"][None], hidden, context_latents, "mean", generator
+            )
             losses.append(loss.item())
     return float(np.mean(losses))
 
@@ -280,9 +270,14 @@ def sample_videos(pipeline, stills, frames: int, steps: int, folder: Path) -> li
     videos = []
     for name, still in stills:
         output = pipeline(
-            as_photo(still), num_frames=frames, sampler="dpm++", num_inference_steps=steps,
-            generator=torch.Generator().manual_seed(0), output_type="np", output_path=folder / f"{name}.mp4",
-        )  # fmt: skip
+            as_photo(still),
+            num_frames=frames,
+            sampler="dpm++",
+            num_inference_steps=steps,
+            generator=torch.Generator().manual_seed(0),
+            output_type="np",
+            output_path=folder / f"{name}.mp4",
+        )
         videos.append((output.frames[0] * 255).round().astype(np.uint8))
     return videos
 
@@ -315,10 +310,22 @@ def start_run(args, out: Path, timings: dict) -> tuple[dict[str, np.ndarray], di
     t = time.perf_counter()
     data = out / "data"
     # held-out clips in their own DATA: training never sees them
-    prepare_dataset(out / "videos" / "train", data / "train", model=str(out / "untrained"), frames=args.frames,
-                    seed=args.seed, show_progress=False)  # fmt: skip
-    prepare_dataset(out / "videos" / "heldout", data / "heldout", model=str(out / "untrained"), frames=args.frames,
-                    seed=args.seed, show_progress=False)  # fmt: skip
+    prepare_dataset(
+        out / "videos" / "train",
+        data / "train",
+        model=str(out / "untrained"),
+        frames=args.frames,
+        seed=args.seed,
+        show_progress=False,
+    )
+    prepare_dataset(
+        out / "videos" / "heldout",
+        data / "heldout",
+        model=str(out / "untrained"),
+        frames=args.frames,
+        seed=args.seed,
+        show_progress=False,
+    )
     timings["prepare_s"] = time.perf_counter() - t
     return clips, vae_facts
 
@@ -356,9 +363,12 @@ def main() -> None:
         clips, vae_facts, earlier = reopen_run(args, out)
         timings = {k: v for k, v in earlier["timings_s"].items() if k != "evaluate_s"}
         sessions = earlier.get("train_sessions") or [
-            {"steps": earlier["train"]["steps"], "minutes": earlier["timings_s"]["train_s"] / 60,
-             "torch_threads": earlier["torch_threads"]}
-        ]  # fmt: skip
+            {
+                "steps": earlier["train"]["steps"],
+                "minutes": earlier["timings_s"]["train_s"] / 60,
+                "torch_threads": earlier["torch_threads"],
+            }
+        ]
         print(
             f"1-3. reopened {out}: {len(clips)} clips, VAE and data of the earlier run, at step {sessions[-1]['steps']}"
         )
@@ -369,19 +379,31 @@ def main() -> None:
 
     t = time.perf_counter()
     config = TrainConfig(
-        data=str(data / "train"), output=str(out / "run"), model=str(out / "untrained"), init="model",
-        max_steps=1_000_000, max_minutes=args.train_minutes, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, seed=args.seed, checkpoint_every=10_000, log_every=25,
-        validation_every=10_000_000, resume="latest" if args.resume else None, prediction_type=args.prediction_type,
-    )  # fmt: skip
+        data=str(data / "train"),
+        output=str(out / "run"),
+        model=str(out / "untrained"),
+        init="model",
+        max_steps=1_000_000,
+        max_minutes=args.train_minutes,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        checkpoint_every=10_000,
+        log_every=25,
+        validation_every=10_000_000,
+        resume="latest" if args.resume else None,
+        prediction_type=args.prediction_type,
+    )
     result = train(config, show_progress=False)
     session_s = time.perf_counter() - t
     timings["train_s"] = timings.get("train_s", 0.0) + session_s
     sessions.append({"steps": result.steps, "minutes": session_s / 60, "torch_threads": torch.get_num_threads()})
     shutil.rmtree(out / "trained", ignore_errors=True)
     shutil.copytree(result.pipeline_dir, out / "trained")
-    print(f"4. trained to step {result.steps} ({session_s / 60:.1f} min this session, "
-          f"{timings['train_s'] / 60:.1f} min in all) -> {out / 'trained'}")  # fmt: skip
+    print(
+        f"4. trained to step {result.steps} ({session_s / 60:.1f} min this session, "
+        f"{timings['train_s'] / 60:.1f} min in all) -> {out / 'trained'}"
+    )
 
     t = time.perf_counter()
     trained = FashionFlowPipeline.from_pretrained(out / "trained")
@@ -423,8 +445,10 @@ def main() -> None:
     real_motion = rows["real held-out clips"]["motion_energy"]
     timings["evaluate_s"] = time.perf_counter() - t
 
-    strip = [np.concatenate(list(videos[name][0][:: max(1, args.frames // 8)]), axis=1)
-             for name in ("real held-out clips", "trained", "untrained")]  # fmt: skip
+    strip = [
+        np.concatenate(list(videos[name][0][:: max(1, args.frames // 8)]), axis=1)
+        for name in ("real held-out clips", "trained", "untrained")
+    ]
     picture = Image.fromarray(np.concatenate(strip, axis=0))  # rows: real clip, trained, untrained
     picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST).save(out / "strip.png", optimize=True)
 
@@ -446,9 +470,11 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
     threads = "/".join(str(s["torch_threads"]) for s in sessions)
-    print(f"\nSynthetic fashion clips, {FRAME} x {FRAME}, {args.frames} frames; {result.steps} training steps "
-          f"({timings['train_s'] / 60:.1f} min in {len(sessions)} session(s), batch {args.batch_size}) on "
-          f"{threads} CPU threads; prediction type {prediction_type} (the losses are its objective)\n")  # fmt: skip
+    print(
+        f"\nSynthetic fashion clips, {FRAME} x {FRAME}, {args.frames} frames; {result.steps} training steps "
+        f"({timings['train_s'] / 60:.1f} min in {len(sessions)} session(s), batch {args.batch_size}) on "
+        f"{threads} CPU threads; prediction type {prediction_type} (the losses are its objective)\n"
+    )
     print("| model | training loss | held-out loss | colour error to the still (0-255) | motion energy (x real) |")
     print("|---|---|---|---|---|")
     for name, row in rows.items():

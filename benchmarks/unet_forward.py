@@ -124,9 +124,22 @@ def main() -> None:
         for dtype in args.cpu_dtypes if device == "cpu" else args.cuda_dtypes:
             for frames in args.frames:
                 for chunking in args.chunking:
-                    command = [sys.executable, __file__, "--case", f"{device}:{dtype}:{frames}:{chunking}",
-                               "--height", str(args.height), "--width", str(args.width), "--warmup", str(args.warmup),
-                               "--repeats", str(args.repeats), "--backend", args.backend]  # fmt: skip
+                    command = [
+                        sys.executable,
+                        __file__,
+                        "--case",
+                        f"{device}:{dtype}:{frames}:{chunking}",
+                        "--height",
+                        str(args.height),
+                        "--width",
+                        str(args.width),
+                        "--warmup",
+                        str(args.warmup),
+                        "--repeats",
+                        str(args.repeats),
+                        "--backend",
+                        args.backend,
+                    ]
                     done = subprocess.run(command, capture_output=True, text=True)
                     if done.returncode != 0:
                         print(f"{device} {dtype} {frames} frames failed:\n{done.stderr[-2000:]}", file=sys.stderr)
@@ -147,8 +160,10 @@ def print_table(results, header=True):
         )
     for r in results:
         shape = "(" + ",".join(map(str, r["shape"])) + ")"
-        print(f"{r['device']:<8}{r['dtype']:<10}{shape:<22}{r['attention_backend']:<10}{r['forward_chunking']:<8}"
-              f"{r['seconds_per_forward']:>10.2f}{r['peak_memory_mib']:>10.0f}{r['peak_above_start_mib']:>9.0f}")  # fmt: skip
+        print(
+            f"{r['device']:<8}{r['dtype']:<10}{shape:<22}{r['attention_backend']:<10}{r['forward_chunking']:<8}"
+            f"{r['seconds_per_forward']:>10.2f}{r['peak_memory_mib']:>10.0f}{r['peak_above_start_mib']:>9.0f}"
+        )
 
 
 if __name__ == "__main__":

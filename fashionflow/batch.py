@@ -188,9 +188,16 @@ def run_jobs(
             say(f"failed: {job.name}: {explanation.message}", True)
             if manifest is not None:
                 manifest.record(
-                    _record(job, settings, rank, status="failed", error=explanation.message, reason=explanation.reason,
-                            seconds=time.monotonic() - started)
-                )  # fmt: skip
+                    _record(
+                        job,
+                        settings,
+                        rank,
+                        status="failed",
+                        error=explanation.message,
+                        reason=explanation.reason,
+                        seconds=time.monotonic() - started,
+                    )
+                )
             continue
         seconds = time.monotonic() - started
         outcome.written += 1

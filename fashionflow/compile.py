@@ -85,8 +85,9 @@ def warm_up(pipeline, batch: int, num_frames: int, decoder: str, decode_chunk_si
     sample = torch.zeros(
         batch, unet.config.in_channels, num_frames, latent_h, latent_w, device=device, dtype=unet.dtype
     )
-    context = torch.zeros(batch, pipeline.adapter.config.clip_tokens, unet.config.context_dim, device=device,
-                          dtype=unet.dtype)  # fmt: skip
+    context = torch.zeros(
+        batch, pipeline.adapter.config.clip_tokens, unet.config.context_dim, device=device, dtype=unet.dtype
+    )
     timestep = torch.tensor(999, device=device)
     model = pipeline.decoder_model(decoder) if decode_chunk_size else None
 
@@ -105,6 +106,10 @@ def warm_up(pipeline, batch: int, num_frames: int, decoder: str, decode_chunk_si
     settings.seconds[key] = seconds
     logger.info(
         "Compiled for %d x %d frames, %s decoder %s frames per call, in %.1f s (once per shape).",
-        batch, num_frames, decoder, decode_chunk_size, seconds,
-    )  # fmt: skip
+        batch,
+        num_frames,
+        decoder,
+        decode_chunk_size,
+        seconds,
+    )
     return seconds

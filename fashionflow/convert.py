@@ -29,55 +29,68 @@ from .base.errors import INPUT, FashionFlowError, first_sentence
 from .models.adapter import ConditionAdapter
 from .models.unet import FashionFlowUNet
 
-UNET_PREFIX_RULES = [
-    # published prefix            ours
-    ("to_timestep_cond.1.",       "time_embedding.linear."),
-    ("downs.{i}.0.",              "down_levels.{i}.time_resnet."),
-    ("downs.{i}.1.{j}.",          "down_levels.{i}.resnets.{j}."),
-    ("downs.{i}.2.",              "down_levels.{i}.self_attention."),
-    ("downs.{i}.3.",              "down_levels.{i}.downsample."),
-    ("downs.{i}.4.",              "down_levels.{i}.cross_attention."),
-    ("ups.{i}.0.",                "up_levels.{i}.time_resnet."),
-    ("ups.{i}.1.{j}.",            "up_levels.{i}.resnets.{j}."),
-    ("ups.{i}.2.",                "up_levels.{i}.self_attention."),
-    ("ups.{i}.3.",                "up_levels.{i}.upsample."),
-    ("ups.{i}.4.",                "up_levels.{i}.cross_attention."),
-    ("mid_block1.",               "mid_block1."),
-    ("mid_attn.",                 "mid_attn."),
-    ("mid_block2.",               "mid_block2."),
-]  # fmt: skip
 
-UNET_BLOCK_RULES = [
+def _rules(text: str) -> list[tuple[str, str]]:
+    """(published, ours) pairs from a table of two columns; lines starting with # are comments."""
+    rows = [line.split() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [(published, ours) for published, ours in rows]
+
+
+UNET_PREFIX_RULES = _rules(
+    """
+    # published prefix              ours
+    to_timestep_cond.1.               time_embedding.linear.
+    downs.{i}.0.                      down_levels.{i}.time_resnet.
+    downs.{i}.1.{j}.                  down_levels.{i}.resnets.{j}.
+    downs.{i}.2.                      down_levels.{i}.self_attention.
+    downs.{i}.3.                      down_levels.{i}.downsample.
+    downs.{i}.4.                      down_levels.{i}.cross_attention.
+    ups.{i}.0.                        up_levels.{i}.time_resnet.
+    ups.{i}.1.{j}.                    up_levels.{i}.resnets.{j}.
+    ups.{i}.2.                        up_levels.{i}.self_attention.
+    ups.{i}.3.                        up_levels.{i}.upsample.
+    ups.{i}.4.                        up_levels.{i}.cross_attention.
+    mid_block1.                       mid_block1.
+    mid_attn.                         mid_attn.
+    mid_block2.                       mid_block2.
+    """
+)
+
+UNET_BLOCK_RULES = _rules(
+    """
     # resnet blocks: the Linear of Sequential(SiLU, Linear)
-    ("timestep_mlp.1.",                 "time_proj."),
+    timestep_mlp.1.                   time_proj.
     # spatio-temporal self-attention
-    ("{axis}_rel_pos_bias.net.0.0.",    "{axis}_rel_pos_bias.mlp.0."),
-    ("{axis}_rel_pos_bias.net.1.0.",    "{axis}_rel_pos_bias.mlp.2."),
-    ("{axis}_rel_pos_bias.net.2.",      "{axis}_rel_pos_bias.mlp.4."),
-    ("ff.proj_in.0.",                   "ff.proj_in."),
-    ("ff.proj_out.0.g",                 "ff.norm.g"),
-    ("ff.proj_out.1.",                  "ff.proj_out."),
+    {axis}_rel_pos_bias.net.0.0.      {axis}_rel_pos_bias.mlp.0.
+    {axis}_rel_pos_bias.net.1.0.      {axis}_rel_pos_bias.mlp.2.
+    {axis}_rel_pos_bias.net.2.        {axis}_rel_pos_bias.mlp.4.
+    ff.proj_in.0.                     ff.proj_in.
+    ff.proj_out.0.g                   ff.norm.g
+    ff.proj_out.1.                    ff.proj_out.
     # down/upsampling: the conv of Sequential(Rearrange, Conv) / Sequential(Conv, Identity, Rearrange)
-    ("down_space.1.",                   "down_space."),
-    ("down_time.1.",                    "down_time."),
-    ("up_space.0.",                     "up_space."),
-    ("up_time.0.",                      "up_time."),
+    down_space.1.                     down_space.
+    down_time.1.                      down_time.
+    up_space.0.                       up_space.
+    up_time.0.                        up_time.
     # cross-attention blocks
-    ("layernorm_2.",                    "attn_norm."),
-    ("attention_2.q_proj.",             "attn.to_q."),
-    ("attention_2.k_proj.",             "attn.to_k."),
-    ("attention_2.v_proj.",             "attn.to_v."),
-    ("attention_2.out_proj.",           "attn.to_out."),
-    ("layernorm_3.",                    "mlp_norm."),
-    ("linear_geglu_1.",                 "mlp_in."),
-    ("linear_geglu_2.",                 "mlp_out."),
-    ("conv_output.spatial_conv.",       "proj_out."),
-]  # fmt: skip
+    layernorm_2.                      attn_norm.
+    attention_2.q_proj.               attn.to_q.
+    attention_2.k_proj.               attn.to_k.
+    attention_2.v_proj.               attn.to_v.
+    attention_2.out_proj.             attn.to_out.
+    layernorm_3.                      mlp_norm.
+    linear_geglu_1.                   mlp_in.
+    linear_geglu_2.                   mlp_out.
+    conv_output.spatial_conv.         proj_out.
+    """
+)
 
-ADAPTER_PREFIX_RULES = [
-    ("vae2clip.",                 "latent_to_tokens."),
-    ("linear1.",                  "token_mixer."),
-]  # fmt: skip
+ADAPTER_PREFIX_RULES = _rules(
+    """
+    vae2clip.                         latent_to_tokens.
+    linear1.                          token_mixer.
+    """
+)
 
 # Cross-attention head counts cannot be read off the weights; these are the published ones.
 PUBLISHED_CROSS_ATTENTION_HEADS = (1, 1, 2, 4)

@@ -411,17 +411,42 @@ def download_official_pipeline(
         _refuse_web_page(checkpoint_path, checkpoint_url)
 
     sources = [
-        FetchedSource("vae", f"{VAE_SOURCE.repo_id} (subfolder vae)", vae_commit or VAE_SOURCE.revision, None,
-                      VAE_SOURCE.licence, str(vae_from or VAE_SOURCE.url)),
-        FetchedSource("image_encoder, feature_extractor", CLIP_SOURCE.repo_id, clip_commit or CLIP_SOURCE.revision,
-                      None, CLIP_SOURCE.licence, str(clip_from or CLIP_SOURCE.url)),
-        FetchedSource("unet, adapter", "the authors' FashionFlow_checkpoint.pth", None, checkpoint_sha,
-                      "not stated by the authors", str(checkpoint if checkpoint is not None else checkpoint_url)),
-    ]  # fmt: skip
+        FetchedSource(
+            "vae",
+            f"{VAE_SOURCE.repo_id} (subfolder vae)",
+            vae_commit or VAE_SOURCE.revision,
+            None,
+            VAE_SOURCE.licence,
+            str(vae_from or VAE_SOURCE.url),
+        ),
+        FetchedSource(
+            "image_encoder, feature_extractor",
+            CLIP_SOURCE.repo_id,
+            clip_commit or CLIP_SOURCE.revision,
+            None,
+            CLIP_SOURCE.licence,
+            str(clip_from or CLIP_SOURCE.url),
+        ),
+        FetchedSource(
+            "unet, adapter",
+            "the authors' FashionFlow_checkpoint.pth",
+            None,
+            checkpoint_sha,
+            "not stated by the authors",
+            str(checkpoint if checkpoint is not None else checkpoint_url),
+        ),
+    ]
     if taesd_folder is not None:
-        sources.append(FetchedSource("tiny_vae (optional, quick previews)", TAESD_SOURCE.repo_id,
-                                     taesd_commit or TAESD_SOURCE.revision, None, TAESD_SOURCE.licence,
-                                     str(tiny_decoder_from or TAESD_SOURCE.url)))  # fmt: skip
+        sources.append(
+            FetchedSource(
+                "tiny_vae (optional, quick previews)",
+                TAESD_SOURCE.repo_id,
+                taesd_commit or TAESD_SOURCE.revision,
+                None,
+                TAESD_SOURCE.licence,
+                str(tiny_decoder_from or TAESD_SOURCE.url),
+            )
+        )
 
     say("Converting the checkpoint", 0, None)
     pipeline = _assemble(vae_folder, clip_folder, checkpoint_path, taesd_folder)

@@ -333,9 +333,18 @@ class FashionFlowPipeline(DiffusionPipeline):
 
         # 1. Check inputs
         self.check_inputs(
-            images, num_frames, sampler, num_inference_steps, fit, decode_chunk_size, output_type, output_path, fps,
-            callback_on_step_end_tensor_inputs, decoder,
-        )  # fmt: skip
+            images,
+            num_frames,
+            sampler,
+            num_inference_steps,
+            fit,
+            decode_chunk_size,
+            output_type,
+            output_path,
+            fps,
+            callback_on_step_end_tensor_inputs,
+            decoder,
+        )
         self.upcast_vae_if_needed()
         if decode_chunk_size is None and output_type != "latent":
             decode_chunk_size = self.decode_chunk_size_for(decoder, len(images) * num_frames)
@@ -406,9 +415,19 @@ class FashionFlowPipeline(DiffusionPipeline):
         return FashionFlowPipelineOutput(frames=frames, video_path=video_path, compile_seconds=compile_seconds)
 
     def check_inputs(
-        self, images, num_frames, sampler, num_inference_steps, fit, decode_chunk_size, output_type, output_path, fps,
-        callback_on_step_end_tensor_inputs, decoder="full",
-    ) -> None:  # fmt: skip
+        self,
+        images,
+        num_frames,
+        sampler,
+        num_inference_steps,
+        fit,
+        decode_chunk_size,
+        output_type,
+        output_path,
+        fps,
+        callback_on_step_end_tensor_inputs,
+        decoder="full",
+    ) -> None:
         if not images or any(photo is None for photo in images):
             raise ValueError("No photo was given.")
         multiple = self.unet.frame_multiple

@@ -28,11 +28,14 @@ from diffusers.schedulers.scheduling_ddpm import DDPMSchedulerOutput
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
+from .base.errors import INPUT, FashionFlowError
 from .defaults import DEFAULT_SAMPLER, NUM_TRAIN_TIMESTEPS, PREDICTION_TYPES, SAMPLER_NAMES
 
 
-class UnsupportedPredictionTypeError(ValueError):
+class UnsupportedPredictionTypeError(FashionFlowError, ValueError):
     """A scheduler config whose `prediction_type` no sampler here can sample; `prediction_type` holds it."""
+
+    kind = INPUT
 
     def __init__(self, message: str, prediction_type):
         super().__init__(message)

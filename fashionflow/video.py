@@ -99,11 +99,12 @@ def _write_mp4(arrays: list[np.ndarray], path: Path, fps: int) -> None:
 
     height, width = arrays[0].shape[:2]
     command = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-        "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",  # 4:2:0 chroma: what browsers and phones decode
-        "-crf", "18", "-preset", "medium", "-movflags", "+faststart", str(path),
-    ]  # fmt: skip
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        *("-hide_banner", "-loglevel", "error", "-y"),
+        *("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-"),  # frames in
+        *("-an", "-c:v", "libx264", "-pix_fmt", "yuv420p"),  # 4:2:0 chroma: what browsers and phones decode
+        *("-crf", "18", "-preset", "medium", "-movflags", "+faststart", str(path)),
+    ]
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg can never block on it
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
         try:
@@ -203,6 +204,9 @@ class VideoInfo:
     seconds: float
 
 
+_DECODE_EVERY_FRAME = ("-map", "0:v:0", "-vf", "null", "-f", "null", "-")  # counts the frames that really decode
+
+
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Codec, pixel format, size, frame rate and frame count of a video, read by ffmpeg.
 
@@ -213,13 +217,12 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     import imageio_ffmpeg
 
     done = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0",
-         "-vf", "null", "-f", "null", "-"],
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), *_DECODE_EVERY_FRAME],
         capture_output=True,
         text=True,
         errors="replace",
         timeout=120,
-    )  # fmt: skip
+    )
     report = done.stderr
     stream = re.search(
         r"Stream #0:\d+.*?: Video: (?P<codec>\w+)[^,]*, (?P<pix>\w+)(?:\([^)]*\))?, (?P<w>\d+)x(?P<h>\d+).*?(?P<fps>[\d.]+) fps",

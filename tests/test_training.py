@@ -384,16 +384,14 @@ def test_data_made_for_another_frame_size_is_refused(data, tmp_path, capsys):
 def test_an_output_folder_that_cannot_be_written_is_refused(data, tmp_path, capsys, monkeypatch):
     import tempfile
 
-    from fashionflow.training import train as train_module
-
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(train_module.tempfile, "NamedTemporaryFile", read_only)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
     assert main(["train", str(data), "-o", str(tmp_path / "r"), "--model", "tiny-random"]) == 2
     err = capsys.readouterr().err
     assert "Cannot write to" in err and "Permission denied" in err and "Traceback" not in err
-    monkeypatch.setattr(train_module.tempfile, "NamedTemporaryFile", tempfile.NamedTemporaryFile)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", tempfile.NamedTemporaryFile)
 
     if os.geteuid() != 0:  # root writes anywhere: the real read-only folder only bites other users
         locked = tmp_path / "locked"

@@ -75,6 +75,11 @@ class FashionFlowError(Exception):
         return self.template.format(**names)
 
 
+def literal(text: object) -> str:
+    """`text` as it is inside a message that names settings (its braces are not placeholders)."""
+    return str(text).replace("{", "{{").replace("}", "}}")
+
+
 class SettingsError(FashionFlowError, ValueError):
     """Settings that cannot be used together or at all; the message names them and what is allowed."""
 

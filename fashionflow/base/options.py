@@ -170,8 +170,8 @@ def _argument(field, opt: Option, hint, default, check_on_parse: bool, show_env:
         argument["metavar"] = opt.metavar
     if opt.choices is not None and opt.none_word is None:
         argument["choices"] = list(opt.choices)
-    elif opt.choices is not None:
-        argument["choices"] = [*opt.choices, opt.none_word]
+    elif opt.choices is not None:  # argparse checks choices after `type`, which turns the word into None
+        argument.setdefault("metavar", "{" + ",".join([*opt.choices, opt.none_word]) + "}")
     argument["type"] = _parser(opt, value_type, check_on_parse)
     return argument
 
@@ -180,8 +180,12 @@ def _parser(opt: Option, value_type: type, check_on_parse: bool) -> Callable[[st
     """argparse's `type=`: text -> value, with argparse naming the flag when it is refused."""
 
     def parse(text: str) -> Any:
-        if opt.none_word is not None and text == opt.none_word:
-            return None
+        if opt.none_word is not None:
+            if text == opt.none_word:
+                return None
+            if opt.choices is not None and text not in opt.choices:
+                shown = ", ".join(repr(c) for c in [*opt.choices, opt.none_word])
+                raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {shown})")
         if opt.comma_list:
             try:
                 return tuple(int(x) for x in text.replace("x", ",").split(",") if x)

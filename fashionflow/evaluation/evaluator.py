@@ -164,9 +164,14 @@ def evaluate(
     for selection, consumers in jobs.values():
         side, names = consumers[0][0], "+".join(c[1] for c in consumers)
         extract_features(
-            selection.clips, [(m, kw, s) for _, _, m, kw, s in consumers], device, settings.batch_size,
-            settings.num_workers, desc=f"{side} clips ({names})", show_progress=show_progress,
-        )  # fmt: skip
+            selection.clips,
+            [(m, kw, s) for _, _, m, kw, s in consumers],
+            device,
+            settings.batch_size,
+            settings.num_workers,
+            desc=f"{side} clips ({names})",
+            show_progress=show_progress,
+        )
 
     if real_cache is not None and not real_cache.is_file():
         statistics[("i3d", "real")].save(real_cache)

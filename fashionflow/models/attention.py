@@ -55,10 +55,12 @@ class RelativePositionBias(nn.Module):
     def __init__(self, num_dims: int, hidden_dim: int, heads: int):
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(num_dims, hidden_dim), nn.SiLU(),
-            nn.Linear(hidden_dim, hidden_dim), nn.SiLU(),
+            nn.Linear(num_dims, hidden_dim),
+            nn.SiLU(),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.SiLU(),
             nn.Linear(hidden_dim, heads),
-        )  # fmt: skip
+        )
 
     def forward(self, *sizes: int) -> torch.Tensor:  # -> (heads, n, n), n = prod(sizes)
         device = self.mlp[0].weight.device

@@ -38,8 +38,23 @@ class FashionFlowUNetOutput(BaseOutput):
 class DownLevel(nn.Module):
     """Time resnet, plain resnets, optional self-attention, downsample, cross-attention."""
 
-    def __init__(self, dim_in, dim_out, *, time_dim, depth, kernel_size, groups, self_attention, attention_heads,
-                 attention_head_dim, ff_mult, downsample_time, context_dim, cross_attention_heads):  # fmt: skip
+    def __init__(
+        self,
+        dim_in,
+        dim_out,
+        *,
+        time_dim,
+        depth,
+        kernel_size,
+        groups,
+        self_attention,
+        attention_heads,
+        attention_head_dim,
+        ff_mult,
+        downsample_time,
+        context_dim,
+        cross_attention_heads,
+    ):
         super().__init__()
         self.time_resnet = ResnetBlock(dim_in, dim_out, time_dim=time_dim, kernel_size=kernel_size, groups=groups)
         self.resnets = nn.ModuleList(
@@ -64,8 +79,23 @@ class DownLevel(nn.Module):
 class UpLevel(nn.Module):
     """Upsample, concat a skip, time resnet, concat the other skip, resnets, attention(s)."""
 
-    def __init__(self, dim_in, dim_out, *, time_dim, depth, kernel_size, groups, self_attention, attention_heads,
-                 attention_head_dim, ff_mult, upsample_time, context_dim, cross_attention_heads):  # fmt: skip
+    def __init__(
+        self,
+        dim_in,
+        dim_out,
+        *,
+        time_dim,
+        depth,
+        kernel_size,
+        groups,
+        self_attention,
+        attention_heads,
+        attention_head_dim,
+        ff_mult,
+        upsample_time,
+        context_dim,
+        cross_attention_heads,
+    ):
         super().__init__()
         self.upsample = Upsample(dim_out, upsample_time)
         self.time_resnet = ResnetBlock(dim_out * 2, dim_in, time_dim=time_dim, kernel_size=kernel_size, groups=groups)
@@ -141,24 +171,57 @@ class FashionFlowUNet(ModelMixin, ConfigMixin):
     ):
         super().__init__()
         widths = [base_channels] + [base_channels * m for m in channel_mults]
-        _check_config(widths, resnet_depths, self_attention_levels, temporal_downsample_levels, cross_attention_heads,
-                      norm_groups, [resnet_kernel_size, conv_in_kernel_size, conv_in_temporal_kernel_size,
-                                    conv_out_kernel_size, conv_out_temporal_kernel_size])  # fmt: skip
+        _check_config(
+            widths,
+            resnet_depths,
+            self_attention_levels,
+            temporal_downsample_levels,
+            cross_attention_heads,
+            norm_groups,
+            [
+                resnet_kernel_size,
+                conv_in_kernel_size,
+                conv_in_temporal_kernel_size,
+                conv_out_kernel_size,
+                conv_out_temporal_kernel_size,
+            ],
+        )
         time_dim = base_channels * 4
 
         self.time_embedding = TimestepEmbedding(base_channels, time_dim)
         self.conv_in = PseudoConv3d(in_channels, base_channels, conv_in_kernel_size, conv_in_temporal_kernel_size)
 
-        levels = list(zip(widths[:-1], widths[1:], resnet_depths, self_attention_levels, temporal_downsample_levels,
-                          cross_attention_heads))  # fmt: skip
-        shared = dict(time_dim=time_dim, kernel_size=resnet_kernel_size, groups=norm_groups,
-                      attention_heads=attention_heads, attention_head_dim=attention_head_dim,
-                      ff_mult=feed_forward_mult, context_dim=context_dim)  # fmt: skip
+        levels = list(
+            zip(
+                widths[:-1],
+                widths[1:],
+                resnet_depths,
+                self_attention_levels,
+                temporal_downsample_levels,
+                cross_attention_heads,
+            )
+        )
+        shared = dict(
+            time_dim=time_dim,
+            kernel_size=resnet_kernel_size,
+            groups=norm_groups,
+            attention_heads=attention_heads,
+            attention_head_dim=attention_head_dim,
+            ff_mult=feed_forward_mult,
+            context_dim=context_dim,
+        )
         self.down_levels = nn.ModuleList(
-            DownLevel(dim_in, dim_out, depth=depth, self_attention=attn, downsample_time=time_down,
-                      cross_attention_heads=heads, **shared)
+            DownLevel(
+                dim_in,
+                dim_out,
+                depth=depth,
+                self_attention=attn,
+                downsample_time=time_down,
+                cross_attention_heads=heads,
+                **shared,
+            )
             for dim_in, dim_out, depth, attn, time_down, heads in levels
-        )  # fmt: skip
+        )
 
         mid = widths[-1]
         self.mid_block1 = ResnetBlock(mid, mid, time_dim=time_dim, kernel_size=resnet_kernel_size, groups=norm_groups)
@@ -166,10 +229,17 @@ class FashionFlowUNet(ModelMixin, ConfigMixin):
         self.mid_block2 = ResnetBlock(mid, mid, time_dim=time_dim, kernel_size=resnet_kernel_size, groups=norm_groups)
 
         self.up_levels = nn.ModuleList(
-            UpLevel(dim_in, dim_out, depth=depth, self_attention=attn, upsample_time=time_down,
-                    cross_attention_heads=heads, **shared)
+            UpLevel(
+                dim_in,
+                dim_out,
+                depth=depth,
+                self_attention=attn,
+                upsample_time=time_down,
+                cross_attention_heads=heads,
+                **shared,
+            )
             for dim_in, dim_out, depth, attn, time_down, heads in levels
-        )  # fmt: skip
+        )
         self.conv_out = PseudoConv3d(base_channels, in_channels, conv_out_kernel_size, conv_out_temporal_kernel_size)
         self.gradient_checkpointing = False
 
@@ -293,8 +363,12 @@ class FashionFlowUNet(ModelMixin, ConfigMixin):
 
 def _check_config(widths, depths, self_attn, time_down, cross_heads, groups, kernels) -> None:
     levels = len(widths) - 1
-    for name, value in (("resnet_depths", depths), ("self_attention_levels", self_attn),
-                        ("temporal_downsample_levels", time_down), ("cross_attention_heads", cross_heads)):  # fmt: skip
+    for name, value in (
+        ("resnet_depths", depths),
+        ("self_attention_levels", self_attn),
+        ("temporal_downsample_levels", time_down),
+        ("cross_attention_heads", cross_heads),
+    ):
         if len(value) != levels:
             raise ValueError(f"{name} needs one entry per level ({levels}, as channel_mults); got {list(value)}.")
     for i, (dim_in, dim_out) in enumerate(zip(widths[:-1], widths[1:])):

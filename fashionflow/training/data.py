@@ -34,11 +34,12 @@ import torch
 
 from ..base.errors import SettingsError
 from ..base.files import atomic_file, check_writable, file_sha256, remove_partials, write_json
+from ..base.options import check
 from ..base.processes import process_device, process_state
 from ..base.seeds import derive_seed
-from ..image import FIT_MODES, frame_image, image_to_tensor
+from ..image import frame_image, image_to_tensor
 from .errors import DataError, OutputFolderError
-from .options import DEFAULT_FRAMES, DEFAULT_PREPARE_FIT, VIDEO_SUFFIXES
+from .options import VIDEO_SUFFIXES, PrepareConfig
 
 logger = logging.getLogger(__name__)
 
@@ -104,17 +105,12 @@ def vae_fingerprint(vae) -> str:
 
 
 def settings_for(pipeline, frames: int, clips_per_video: int, fit: str, seed: int) -> PrepareSettings:
-    if fit not in FIT_MODES:
-        raise SettingsError(f"{{fit}} must be one of {', '.join(FIT_MODES)}; got {fit!r}.", settings={"fit": None})
+    """The settings that decide the stored latents, for this model; refuses a clip length it cannot train on."""
     multiple = pipeline.unet.frame_multiple
     if frames < multiple or frames % multiple:
         raise SettingsError(
             f"{{frames}} must be a positive multiple of {multiple} (this model's U-Net); got {frames}.",
             settings={"frames": None},
-        )
-    if clips_per_video < 1:
-        raise SettingsError(
-            f"{{clips_per_video}} must be at least 1; got {clips_per_video}.", settings={"clips_per_video": None}
         )
     height, width = pipeline.frame_size
     return PrepareSettings(
@@ -211,22 +207,36 @@ def encode_video(vae, pixels: torch.Tensor, generator: torch.Generator, batch_si
 def prepare_dataset(
     videos: str | os.PathLike,
     output: str | os.PathLike,
-    model: str = "tiny-random",
-    frames: int = DEFAULT_FRAMES,
-    clips_per_video: int = 1,
-    fit: str = DEFAULT_PREPARE_FIT,
-    seed: int = 0,
-    device: str | None = None,
-    encode_batch_size: int = 8,
+    model: str = PrepareConfig.model,
+    frames: int = PrepareConfig.frames,
+    clips_per_video: int = PrepareConfig.clips_per_video,
+    fit: str = PrepareConfig.fit,
+    seed: int = PrepareConfig.seed,
+    device: str | None = PrepareConfig.device,
+    encode_batch_size: int = PrepareConfig.encode_batch_size,
     show_progress: bool = True,
 ) -> PrepareSummary:
-    """Encode the videos under `videos` into latent clips in `output` (see the module docstring)."""
+    """Encode the videos under `videos` into latent clips in `output` (see the module docstring); the
+    arguments are `PrepareConfig`'s settings, the command line's `prepare`."""
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
     from ..loading import load_pipeline
 
     videos, output = Path(videos), Path(output)
+    check(
+        PrepareConfig(
+            videos=videos,
+            output=output,
+            model=model,
+            frames=frames,
+            clips_per_video=clips_per_video,
+            fit=fit,
+            seed=seed,
+            device=device,
+            encode_batch_size=encode_batch_size,
+        )
+    )
     found = find_videos(videos)
     if not found:
         raise DataError(f"No videos ({', '.join(VIDEO_SUFFIXES)}) found in {videos} or its subfolders.")

@@ -67,8 +67,11 @@ def draw_frame(style: FigureStyle, t: float, height: int, width: int) -> Image.I
     # legs
     stride = 0.35 * u * math.sin(angle)
     for side in (-1, 1):
-        draw.line([(cx + side * 0.35 * u * turn, waist_y), (cx + side * 0.4 * u + stride * side, foot_y)],
-                  fill=style.bottom if not style.dress else style.skin, width=max(1, round(0.45 * u)))  # fmt: skip
+        draw.line(
+            [(cx + side * 0.35 * u * turn, waist_y), (cx + side * 0.4 * u + stride * side, foot_y)],
+            fill=style.bottom if not style.dress else style.skin,
+            width=max(1, round(0.45 * u)),
+        )
     # arms, swinging in opposition
     swing = 0.8 * u * math.sin(angle)
     for side in (-1, 1):
@@ -78,26 +81,36 @@ def draw_frame(style: FigureStyle, t: float, height: int, width: int) -> Image.I
     # bottom garment: trousers' seat, or a dress flaring to the knees
     if style.dress:
         flare = 1.3 * u * turn
-        draw.polygon([(cx - hip, waist_y), (cx + hip, waist_y), (cx + flare, knee_y), (cx - flare, knee_y)],
-                     fill=style.bottom)  # fmt: skip
+        draw.polygon(
+            [(cx - hip, waist_y), (cx + hip, waist_y), (cx + flare, knee_y), (cx - flare, knee_y)], fill=style.bottom
+        )
     else:
-        draw.polygon([(cx - hip, waist_y), (cx + hip, waist_y), (cx + hip, waist_y + 1.2 * u),
-                      (cx - hip, waist_y + 1.2 * u)], fill=style.bottom)  # fmt: skip
+        draw.polygon(
+            [(cx - hip, waist_y), (cx + hip, waist_y), (cx + hip, waist_y + 1.2 * u), (cx - hip, waist_y + 1.2 * u)],
+            fill=style.bottom,
+        )
     # torso (the top garment)
-    draw.polygon([(cx - shoulder, neck_y), (cx + shoulder, neck_y), (cx + hip, waist_y), (cx - hip, waist_y)],
-                 fill=style.top)  # fmt: skip
+    draw.polygon(
+        [(cx - shoulder, neck_y), (cx + shoulder, neck_y), (cx + hip, waist_y), (cx - hip, waist_y)], fill=style.top
+    )
     # head, hair on the back of the head when side-on
     head_r = 0.55 * u
     head_y = neck_y - 0.75 * u
-    draw.ellipse([cx - head_r * (0.8 + 0.2 * turn), head_y - head_r, cx + head_r * (0.8 + 0.2 * turn), head_y + head_r],
-                 fill=style.skin)  # fmt: skip
+    draw.ellipse(
+        [cx - head_r * (0.8 + 0.2 * turn), head_y - head_r, cx + head_r * (0.8 + 0.2 * turn), head_y + head_r],
+        fill=style.skin,
+    )
     return image
 
 
 def synthetic_clip(
-    rng: np.random.Generator, frames: int, height: int, width: int, style: FigureStyle | None = None,
+    rng: np.random.Generator,
+    frames: int,
+    height: int,
+    width: int,
+    style: FigureStyle | None = None,
     static: bool = False,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """One clip, uint8 (frames, height, width, 3), with its own style unless one is given. static: every
     frame is the first, so that the ideal video of its still is the still itself (a test of the objective)."""
     style = style or random_style(rng)
@@ -106,9 +119,16 @@ def synthetic_clip(
 
 
 def write_synthetic_videos(
-    folder: str | os.PathLike, count: int, frames: int = 24, height: int = 128, width: int = 96,
-    seed: int = 0, fps: int = 25, prefix: str = "clip", static: bool = False,
-) -> list[Path]:  # fmt: skip
+    folder: str | os.PathLike,
+    count: int,
+    frames: int = 24,
+    height: int = 128,
+    width: int = 96,
+    seed: int = 0,
+    fps: int = 25,
+    prefix: str = "clip",
+    static: bool = False,
+) -> list[Path]:
     """Write `count` synthetic clips as MP4 files (H.264) into `folder`; returns their paths. static: still
     clips (every frame the first)."""
     from ..video import export_video

@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +34,10 @@ from pathlib import Path
 import torch
 from accelerate.logging import get_logger
 
+from ..assembly import assemble_pipeline, model_card, save_pipeline, table
+from ..base import files
+from ..base.errors import SettingsError, literal
+from ..base.options import check
 from .checkpoints import (
     list_checkpoints,
     load_ema,
@@ -50,7 +51,7 @@ from .checkpoints import (
 from .dataset import LatentClipDataset, check_data_fits_model, load_index, split_by_video
 from .errors import OutputFolderError, TrainingStopped
 from .objective import Denoiser, choose_prediction_type, diffusion_loss
-from .options import INIT_CHOICES, LOSS_REDUCTIONS, LR_SCHEDULES, MIXED_PRECISION, PREDICTION_TYPES, TrainConfig
+from .options import INIT_CHOICES, LR_SCHEDULES, MIXED_PRECISION, TrainConfig
 
 logger = get_logger(__name__)
 
@@ -66,32 +67,9 @@ class TrainResult:
 
 
 def check_config(config: TrainConfig) -> None:
-    """Refuse impossible settings with a message that names the flag."""
-    problems = []
-    if config.init not in INIT_CHOICES:
-        problems.append(f"--init must be one of {INIT_CHOICES}")
-    if config.prediction_type is not None and config.prediction_type not in PREDICTION_TYPES:
-        problems.append(f"--prediction-type must be one of {PREDICTION_TYPES}")
-    if config.loss_reduction not in LOSS_REDUCTIONS:
-        problems.append(f"--loss-reduction must be one of {LOSS_REDUCTIONS}")
-    if config.mixed_precision not in MIXED_PRECISION:
-        problems.append(f"--mixed-precision must be one of {MIXED_PRECISION}")
-    if config.lr_schedule not in LR_SCHEDULES:
-        problems.append(f"--lr-schedule must be one of {LR_SCHEDULES}")
-    for name in ("batch_size", "gradient_accumulation_steps", "epochs", "checkpoint_every", "validation_every",
-                 "log_every", "validation_steps"):  # fmt: skip
-        if getattr(config, name) < 1:
-            problems.append(f"--{name.replace('_', '-')} must be at least 1")
-    if config.max_minutes is not None and not config.max_minutes > 0:
-        problems.append("--max-minutes must be positive")
-    if config.max_steps is not None and config.max_steps < 1:
-        problems.append("--max-steps must be at least 1")
-    if not config.learning_rate > 0:
-        problems.append("--learning-rate must be positive")
-    if config.checkpoints_limit is not None and config.checkpoints_limit < 1:
-        problems.append("--checkpoints-limit must be at least 1")
-    if problems:
-        raise ValueError("; ".join(problems) + ".")
+    """Refuse impossible settings: every rule of `TrainConfig`'s fields (`base.options.check`), one
+    `SettingsError` naming each setting (by its flag on the command line)."""
+    check(config)
 
 
 # the run ---------------------------------------------------------------------------------------------------------
@@ -172,8 +150,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
         weight_decay=config.weight_decay,
         eps=config.adam_epsilon,
     )
-    steps_per_epoch = math.ceil(math.ceil(len(dataset) / (config.batch_size * accelerator.num_processes))
-                                / config.gradient_accumulation_steps)  # fmt: skip
+    steps_per_epoch = math.ceil(
+        math.ceil(len(dataset) / (config.batch_size * accelerator.num_processes)) / config.gradient_accumulation_steps
+    )
     max_steps = config.max_steps or config.epochs * steps_per_epoch
     schedule = (
         "constant_with_warmup" if config.lr_schedule == "constant" and config.warmup_steps else config.lr_schedule
@@ -200,7 +179,10 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
         load_generators(generators, checkpoint / f"generators-{accelerator.process_index}.safetensors")
         if ema is not None:
             if not (checkpoint / "ema.safetensors").is_file():
-                raise ValueError(f"{checkpoint} was saved without EMA; resume it without --ema.")
+                raise SettingsError(
+                    f"{literal(checkpoint)} was saved without EMA weights, but {{ema}} is on: resume it without.",
+                    settings={"ema": None},
+                )
             load_ema(ema, checkpoint / "ema.safetensors")
         state = read_train_state(checkpoint)
         step, epoch, batches_done, samples_seen = (state[k] for k in ("step", "epoch", "batches_done", "samples_seen"))
@@ -213,14 +195,20 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     # 5. Record the run
     effective_batch = config.batch_size * accelerator.num_processes * config.gradient_accumulation_steps
     facts = dict(
-        processes=accelerator.num_processes, device=str(accelerator.device), effective_batch=effective_batch,
-        train_clips=len(dataset), validation_clips=len(validation_clips), steps_per_epoch=steps_per_epoch,
-        max_steps=max_steps, clip_preprocessing=clip_preprocessing, prediction_type=choice.prediction_type,
+        processes=accelerator.num_processes,
+        device=str(accelerator.device),
+        effective_batch=effective_batch,
+        train_clips=len(dataset),
+        validation_clips=len(validation_clips),
+        steps_per_epoch=steps_per_epoch,
+        max_steps=max_steps,
+        clip_preprocessing=clip_preprocessing,
+        prediction_type=choice.prediction_type,
         prediction_type_reason=choice.reason,
-    )  # fmt: skip
+    )
     metrics_path = run_dir / "metrics.jsonl"
     if main:
-        (run_dir / "config.json").write_text(json.dumps({**asdict(config), "resolved": facts}, indent=1))
+        files.write_json(run_dir / "config.json", {**asdict(config), "resolved": facts})
         _truncate_metrics(metrics_path, after_step=step)
     if tracker:
         accelerator.init_trackers("fashionflow", config=_hparams(config))
@@ -256,8 +244,13 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
         return loss
 
     def save(at_step: int) -> Path:
-        state = dict(step=at_step, epoch=epoch, batches_done=batches_done, samples_seen=samples_seen,
-                     prediction_type=choice.prediction_type)  # fmt: skip
+        state = dict(
+            step=at_step,
+            epoch=epoch,
+            batches_done=batches_done,
+            samples_seen=samples_seen,
+            prediction_type=choice.prediction_type,
+        )
         return _save_checkpoint(accelerator, run_dir, state, ema, generators, config.checkpoints_limit)
 
     # 7. The loop
@@ -282,9 +275,14 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
                 with accelerator.accumulate(denoiser):
                     clip_hidden_states, context_latents, _ = pipeline.encode_condition(batch["still"], generator)
                     loss = diffusion_loss(
-                        denoiser, noise_scheduler, batch["latents"], clip_hidden_states, context_latents,
-                        config.loss_reduction, generator,
-                    )  # fmt: skip
+                        denoiser,
+                        noise_scheduler,
+                        batch["latents"],
+                        clip_hidden_states,
+                        context_latents,
+                        config.loss_reduction,
+                        generator,
+                    )
                     accelerator.backward(loss)
                     grad_norm = None
                     if accelerator.sync_gradients and config.max_grad_norm:
@@ -306,16 +304,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
                 if ema is not None:
                     ema.step(denoiser.parameters())
                 if not math.isfinite(step_loss):
-                    kept = list_checkpoints(run_dir)
-                    raise TrainingStopped(
-                        f"The loss became {step_loss} at step {step}: training stopped. "
-                        + (
-                            f"The last good checkpoint is {kept[-1]} (resume with --resume {kept[-1]}); "
-                            if kept
-                            else "No checkpoint had been saved yet; "
-                        )  # fmt: skip
-                        + "try a lower --learning-rate, --max-grad-norm 1, or bf16 instead of fp16."
-                    )
+                    raise _diverged(step_loss, step, list_checkpoints(run_dir))
                 last_loss = step_loss
                 interval_losses.append(step_loss)
                 bar.update()
@@ -328,10 +317,14 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
                 if step % config.log_every == 0 or step == max_steps or validating:
                     seconds = (time.perf_counter() - interval_start) / len(interval_losses)
                     record = dict(
-                        step=step, epoch=epoch, loss=sum(interval_losses) / len(interval_losses),
-                        lr=lr_scheduler.get_last_lr()[0], seconds_per_step=seconds, samples_seen=samples_seen,
+                        step=step,
+                        epoch=epoch,
+                        loss=sum(interval_losses) / len(interval_losses),
+                        lr=lr_scheduler.get_last_lr()[0],
+                        seconds_per_step=seconds,
+                        samples_seen=samples_seen,
                         time=time.time(),
-                    )  # fmt: skip
+                    )
                     if grad_norm is not None:
                         record["grad_norm"] = float(grad_norm)
                     interval_losses.clear()
@@ -381,10 +374,17 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
         if ema is not None:
             ema.copy_to(accelerator.unwrap_model(denoiser).parameters())
         card_facts = dict(
-            steps=step, samples_seen=samples_seen, last_loss=last_loss, last_val_loss=last_val, data=index,
-            train_clips=len(dataset), validation_clips=len(validation_clips), effective_batch=effective_batch,
-            prediction_type=choice.prediction_type, prediction_type_reason=choice.reason,
-        )  # fmt: skip
+            steps=step,
+            samples_seen=samples_seen,
+            last_loss=last_loss,
+            last_val_loss=last_val,
+            data=index,
+            train_clips=len(dataset),
+            validation_clips=len(validation_clips),
+            effective_batch=effective_batch,
+            prediction_type=choice.prediction_type,
+            prediction_type_reason=choice.reason,
+        )
         pipeline_dir = _save_pipeline(
             config, accelerator, unet, adapter, clip_preprocessing, noise_scheduler, run_dir, card_facts
         )
@@ -397,10 +397,24 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
 # pieces of the run --------------------------------------------------------------------------------------------------
 
 
+def _diverged(loss: float, step: int, kept: list[Path]) -> TrainingStopped:
+    """The loss became NaN or infinite: what was kept, and what to change."""
+    advice = "try a lower {learning_rate}, {max_grad_norm}, or bf16 instead of fp16 ({mixed_precision})."
+    settings: dict[str, object] = {"learning_rate": None, "max_grad_norm": 1, "mixed_precision": None}
+    if kept:
+        settings["resume"] = str(kept[-1])
+        where = f"The last good checkpoint is {literal(kept[-1])} (resume from it: {{resume}}); "
+    else:
+        where = "No checkpoint had been saved yet; "
+    return TrainingStopped(
+        f"The loss became {loss} at step {step}: training stopped. {where}{advice}", settings=settings
+    )
+
+
 def _choose_prediction_type(config: TrainConfig, pipeline, checkpoint: Path | None):
     """`choose_prediction_type` with this run's facts: the model, its weights' state, the checkpoint resumed."""
     if config.init == "scratch":
-        untrained_because = "--init scratch"
+        untrained_because = "init: scratch, fresh weights"
     elif pipeline.config.untrained:
         untrained_because = f"the model {config.model} is marked untrained"
     else:
@@ -410,10 +424,13 @@ def _choose_prediction_type(config: TrainConfig, pipeline, checkpoint: Path | No
         # checkpoints from before the choice existed were all trained on the noise
         resumed = read_train_state(checkpoint).get("prediction_type", "epsilon")
     return choose_prediction_type(
-        config.prediction_type, model=config.model, model_prediction_type=pipeline.scheduler.config.prediction_type,
-        untrained_because=untrained_because, checkpoint=str(checkpoint) if checkpoint else None,
+        config.prediction_type,
+        model=config.model,
+        model_prediction_type=pipeline.scheduler.config.prediction_type,
+        untrained_because=untrained_because,
+        checkpoint=str(checkpoint) if checkpoint else None,
         checkpoint_prediction_type=resumed,
-    )  # fmt: skip
+    )
 
 
 def _tracker(report_to: str | None):
@@ -436,28 +453,28 @@ def _open_run_dir(run_dir: Path, resuming: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise OutputFolderError(f"{run_dir} exists and is not a folder.")
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-").close()
+        files.check_writable(run_dir)
     except OSError as error:
         raise OutputFolderError(f"Cannot write to {run_dir}: {error.strerror or error}.") from None
     earlier = list_checkpoints(run_dir)
     if not resuming and (earlier or (run_dir / "pipeline").exists()):
         what = earlier[-1].name if earlier else "pipeline/"
         raise OutputFolderError(
-            f"{run_dir} already holds a training run ({what}): pass --resume latest to continue it, "
-            "or choose another output folder."
+            f"{literal(run_dir)} already holds a training run ({what}): pass {{resume}} to continue it, "
+            "or choose another output folder.",
+            settings={"resume": "latest"},
         )
-    for leftover in run_dir.glob(".checkpoint-*.partial"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    files.remove_partials(run_dir)  # a checkpoint or pipeline a killed run was writing
 
 
 def _save_checkpoint(accelerator, run_dir: Path, state: dict, ema, generators, limit: int | None) -> Path:
-    """RUN/checkpoint-{step}, written under a temporary name and renamed once complete; older ones
-    are pruned only then, so a crash while saving never costs the previous checkpoint."""
+    """RUN/checkpoint-{step}, written by every process into one staging folder and renamed once
+    complete (`base.files`); older ones are pruned only then, so a crash while saving never costs the
+    previous checkpoint."""
     final = run_dir / f"checkpoint-{state['step']}"
-    partial = run_dir / f".checkpoint-{state['step']}.partial"
+    partial = files.partial_path(final, token="staging")  # the same on every process
     if accelerator.is_main_process:
-        shutil.rmtree(partial, ignore_errors=True)
+        files.clear_folder(partial)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     save_generators(generators, partial / f"generators-{accelerator.process_index}.safetensors")
@@ -465,9 +482,8 @@ def _save_checkpoint(accelerator, run_dir: Path, state: dict, ema, generators, l
     if accelerator.is_main_process:
         if ema is not None:
             save_ema(ema, partial / "ema.safetensors")
-        (partial / "train_state.json").write_text(json.dumps(state, indent=1))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(partial, final)
+        files.write_json(partial / "train_state.json", state)
+        files.replace_folder(partial, final)
         prune_checkpoints(run_dir, limit)
     accelerator.wait_for_everyone()
     return final
@@ -483,15 +499,14 @@ def _truncate_metrics(path: Path, after_step: int) -> None:
     """On resume, drop lines the interrupted run logged after its checkpoint: they are about to be redone."""
     if not path.is_file():
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
     kept = []
-    for line in lines:
+    for line in path.read_text().splitlines():
         try:
             if json.loads(line)["step"] <= after_step:
                 kept.append(line)
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError):
             continue  # a line cut off by a kill
-    path.write_text("".join(line + "\n" for line in kept))
+    files.write_lines(path, kept)
 
 
 @torch.no_grad()
@@ -511,8 +526,15 @@ def _validation_loss(accelerator, pipeline, denoiser, validation_set, config: Tr
             latents = item["latents"][None].to(accelerator.device)
             clip_hidden_states, context_latents, _ = pipeline.encode_condition(still, generator)
             with accelerator.autocast():
-                loss = diffusion_loss(denoiser, pipeline.scheduler, latents, clip_hidden_states, context_latents,
-                                      config.loss_reduction, generator)  # fmt: skip
+                loss = diffusion_loss(
+                    denoiser,
+                    pipeline.scheduler,
+                    latents,
+                    clip_hidden_states,
+                    context_latents,
+                    config.loss_reduction,
+                    generator,
+                )
             totals.append(loss.item())
     totals = gather_object(totals)
     return sum(totals) / len(totals) if totals else None
@@ -564,10 +586,14 @@ def _validation_videos(accelerator, pipeline, stills, step: int, run_dir: Path, 
         for seed in config.validation_seeds:
             with accelerator.autocast():
                 output = pipeline(
-                    image, num_frames=frames, sampler=config.validation_sampler,
-                    num_inference_steps=config.validation_steps, generator=torch.Generator().manual_seed(seed),
-                    output_type="np", output_path=folder / f"{name}-seed{seed}.mp4",
-                )  # fmt: skip
+                    image,
+                    num_frames=frames,
+                    sampler=config.validation_sampler,
+                    num_inference_steps=config.validation_steps,
+                    generator=torch.Generator().manual_seed(seed),
+                    output_type="np",
+                    output_path=folder / f"{name}-seed{seed}.mp4",
+                )
             video = output.frames[0]  # (f, H, W, 3) in [0, 1]
             strips.append(np.concatenate(list(video[:: max(1, len(video) // 8)]), axis=1))
     for tracker in accelerator.trackers:
@@ -580,25 +606,20 @@ def _save_pipeline(
 ) -> Path:
     """RUN/pipeline: the trained U-Net and adapter with the model's own VAE and CLIP (reloaded in float32,
     untouched by mixed precision) and the run's scheduler (the model's schedule, the run's prediction type),
-    staged and renamed into place, with a model card."""
+    written whole (`assembly.save_pipeline`), with a model card."""
     from ..loading import load_pipeline
-    from ..pipeline import FashionFlowPipeline
 
     base = load_pipeline(config.model, device="cpu", dtype="float32")
-    pipeline = FashionFlowPipeline(
-        vae=base.vae, image_encoder=base.image_encoder, feature_extractor=base.feature_extractor,
-        unet=accelerator.unwrap_model(unet).to("cpu", torch.float32).eval(),
-        adapter=accelerator.unwrap_model(adapter).to("cpu", torch.float32).eval(),
-        scheduler=type(scheduler).from_config(scheduler.config), clip_preprocessing=clip_preprocessing,
-        untrained=False,
-    )  # fmt: skip
-    final = run_dir / "pipeline"
-    staging = run_dir / ".pipeline.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    pipeline.save_pretrained(staging, safe_serialization=True)
-    (staging / "README.md").write_text(_model_card(config, accelerator, clip_preprocessing, facts))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(staging, final)
+    pipeline = assemble_pipeline(
+        vae=base.vae,
+        image_encoder=base.image_encoder,
+        feature_extractor=base.feature_extractor,
+        unet=accelerator.unwrap_model(unet).to("cpu", torch.float32),
+        adapter=accelerator.unwrap_model(adapter).to("cpu", torch.float32),
+        scheduler=type(scheduler).from_config(scheduler.config),
+        clip_preprocessing=clip_preprocessing,
+    )
+    final = save_pipeline(pipeline, run_dir / "pipeline", _model_card(config, accelerator, clip_preprocessing, facts))
     # training continues on the device with these modules after a mid-run call; put them back
     unet.to(accelerator.device)
     adapter.to(accelerator.device)
@@ -611,40 +632,58 @@ def _model_card(config: TrainConfig, accelerator, clip_preprocessing: str, facts
     if accelerator.device.type == "cuda":
         hardware = f"{accelerator.num_processes} x {torch.cuda.get_device_name(accelerator.device)}"
     else:
-        hardware = (
-            f"{accelerator.num_processes} x {accelerator.device.type} ({platform.processor() or platform.machine()})"
-        )
+        processor = platform.processor() or platform.machine()
+        hardware = f"{accelerator.num_processes} x {accelerator.device.type} ({processor})"
     loss = f"{facts['last_loss']:.5f}" if facts["last_loss"] is not None else "n/a"
     val = f"{facts['last_val_loss']:.5f}" if facts["last_val_loss"] is not None else "n/a (no held-out clips)"
     init = "from scratch" if config.init == "scratch" else f"fine-tuned from {config.model}"
     target = {"epsilon": "the noise", "v_prediction": "the velocity (v-prediction)"}[facts["prediction_type"]]
-    return f"""---
-library_name: diffusers
-pipeline_tag: image-to-video
-tags: [fashionflow, image-to-video]
----
-
-# FashionFlow model trained with `python -m fashionflow train`
-
-U-Net and condition adapter {init}; VAE, CLIP and noise schedule from `{config.model}`.
-
-| | |
-|---|---|
-| data | `{config.data}`: {facts["train_clips"]} training clips, {facts["validation_clips"]} held out, from {data["videos"]} videos ({len(data["skipped"])} skipped) |
-| clips | {settings["frames"]} frames of {settings["frame_height"]} x {settings["frame_width"]} pixels, fit "{settings["fit"]}" |
-| steps | {facts["steps"]} optimiser steps, {facts["samples_seen"]} clips seen, {facts["effective_batch"]} clips per step |
-| objective | the published step: one timestep per clip, frame 0 clean with a zero target, per-frame MSE, {config.loss_reduction} over frames |
-| prediction type | `{facts["prediction_type"]}`: the U-Net predicts {target} ({facts["prediction_type_reason"]}); samplers read it from `scheduler/scheduler_config.json` |
-| optimiser | AdamW, lr {config.learning_rate:g} ({config.lr_schedule}, {config.warmup_steps} warm-up steps), weight decay {config.weight_decay:g} |
-| precision | {config.mixed_precision}{", gradient checkpointing" if config.gradient_checkpointing else ""}{f", EMA {config.ema_decay:g} (these are the EMA weights)" if config.ema else ""} |
-| last training loss | {loss} |
-| last validation loss | {val} |
-| hardware | {hardware} |
-| CLIP preprocessing | "{clip_preprocessing}" |
-
-Load it with `FashionFlowPipeline.from_pretrained(...)`, `python -m fashionflow generate PHOTO -o video.mp4 --model FOLDER`
-or `python app.py --model FOLDER`. The full settings are in the run's `config.json`.
-"""
+    precision = config.mixed_precision + (", gradient checkpointing" if config.gradient_checkpointing else "")
+    if config.ema:
+        precision += f", EMA {config.ema_decay:g} (these are the EMA weights)"
+    rows = [
+        (
+            "data",
+            f"`{config.data}`: {facts['train_clips']} training clips, {facts['validation_clips']} held out, from "
+            f"{data['videos']} videos ({len(data['skipped'])} skipped)",
+        ),
+        (
+            "clips",
+            f"{settings['frames']} frames of {settings['frame_height']} x {settings['frame_width']} pixels, "
+            f'fit "{settings["fit"]}"',
+        ),
+        (
+            "steps",
+            f"{facts['steps']} optimiser steps, {facts['samples_seen']} clips seen, "
+            f"{facts['effective_batch']} clips per step",
+        ),
+        (
+            "objective",
+            "the published step: one timestep per clip, frame 0 clean with a zero target, per-frame MSE, "
+            f"{config.loss_reduction} over frames",
+        ),
+        (
+            "prediction type",
+            f"`{facts['prediction_type']}`: the U-Net predicts {target} ({facts['prediction_type_reason']}); "
+            "samplers read it from `scheduler/scheduler_config.json`",
+        ),
+        (
+            "optimiser",
+            f"AdamW, lr {config.learning_rate:g} ({config.lr_schedule}, {config.warmup_steps} warm-up steps), "
+            f"weight decay {config.weight_decay:g}",
+        ),
+        ("precision", precision),
+        ("last training loss", loss),
+        ("last validation loss", val),
+        ("hardware", hardware),
+        ("CLIP preprocessing", f'"{clip_preprocessing}"'),
+    ]
+    return model_card(
+        "FashionFlow model trained with `python -m fashionflow train`",
+        f"U-Net and condition adapter {init}; VAE, CLIP and noise schedule from `{config.model}`. "
+        "Trained by `python -m fashionflow train`",
+        [(None, table(("", ""), rows)), (None, "The full settings are in the run's `config.json`.")],
+    )
 
 
 __all__ = ["INIT_CHOICES", "LR_SCHEDULES", "MIXED_PRECISION", "TrainConfig", "TrainResult", "check_config", "train"]
