@@ -185,46 +185,35 @@ def advanced_settings(model: service.ModelState) -> dict[str, gr.components.Comp
             elem_id="sampler",
             info=service.SAMPLER_CHOICES[defaults.sampler].hint,
         ),
-        "steps": gr.Slider(
-            1,
-            limits.max_steps,
-            value=defaults.steps,
-            step=1,
-            label="Steps",
-            info="More steps: finer detail, longer wait. Changing the sampler picks its usual number.",
-            elem_id="steps",
+        "steps": slider(
+            "steps",
+            "Steps",
+            (1, limits.max_steps, defaults.steps),
+            "More steps: finer detail, longer wait. Changing the sampler picks its usual number.",
         ),
-        "num_frames": gr.Slider(
-            2,
-            limits.max_frames,
-            value=defaults.num_frames,
+        "num_frames": slider(
+            "frames",
+            "Frames (even numbers)",
+            (2, limits.max_frames, defaults.num_frames),
+            "The model was trained on 70-frame videos (2.8 s at 25 frames per second).",
             step=2,
-            label="Frames (even numbers)",
-            info="The model was trained on 70-frame videos (2.8 s at 25 frames per second).",
-            elem_id="frames",
         ),
-        "fps": gr.Slider(
-            limits.min_fps,
-            limits.max_fps,
-            value=defaults.fps,
-            step=1,
-            label="Frames per second",
-            info="Playback speed: fewer is slower motion, more is faster.",
-            elem_id="fps",
+        "fps": slider(
+            "fps",
+            "Frames per second",
+            (limits.min_fps, limits.max_fps, defaults.fps),
+            "Playback speed: fewer is slower motion, more is faster.",
         ),
         "loop": gr.Checkbox(
             value=defaults.loop,
             label="Loop: play forward then backward, so the video loops smoothly",
             elem_id="loop",
         ),
-        "decode_chunk_size": gr.Slider(
-            1,
-            limits.max_frames,
-            value=chunk,
-            step=1,
-            label="Frames turned into pictures at once",
-            info="Lower it if the server runs out of memory; higher is faster on a GPU.",
-            elem_id="decode-chunk-size",
+        "decode_chunk_size": slider(
+            "decode-chunk-size",
+            "Frames turned into pictures at once",
+            (1, limits.max_frames, chunk),
+            "Lower it if the server runs out of memory; higher is faster on a GPU.",
         ),
         "quick_preview": gr.Checkbox(
             value=False,
@@ -236,6 +225,12 @@ def advanced_settings(model: service.ModelState) -> dict[str, gr.components.Comp
             elem_id="quick-preview",
         ),
     }
+
+
+def slider(elem_id: str, label: str, span: tuple[int, int, int], info: str, step: int = 1) -> gr.Slider:
+    """A whole-number slider; `span` is (lowest, highest, starting value)."""
+    low, high, value = span
+    return gr.Slider(low, high, value=value, step=step, label=label, info=info, elem_id=elem_id)
 
 
 def add_examples(app: FashionFlowApp, page: Page, status: service.ModelStatus, examples: list[Path]) -> None:

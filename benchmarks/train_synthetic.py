@@ -189,16 +189,12 @@ def build_pipeline(vae, seed: int) -> FashionFlowPipeline:
     latent = FRAME // 2 ** (len(VAE_CONFIG["block_out_channels"]) - 1)
     torch.manual_seed(seed)
     image_encoder, feature_extractor = random_image_encoder(CLIP_CONFIG)
+    unet = FashionFlowUNet(**UNET_CONFIG)
+    adapter = ConditionAdapter(
+        latent_size=(latent, latent), clip_tokens=clip_tokens(image_encoder), context_dim=CLIP_CONFIG["hidden_size"]
+    )
     return assemble_pipeline(
-        vae=vae,
-        image_encoder=image_encoder,
-        feature_extractor=feature_extractor,
-        unet=FashionFlowUNet(**UNET_CONFIG),
-        adapter=ConditionAdapter(
-            latent_size=(latent, latent), clip_tokens=clip_tokens(image_encoder), context_dim=CLIP_CONFIG["hidden_size"]
-        ),
-        clip_preprocessing="standard",
-        untrained=True,
+        vae, image_encoder, feature_extractor, unet, adapter, clip_preprocessing="standard", untrained=True
     )
 
 
@@ -310,22 +306,10 @@ def start_run(args, out: Path, timings: dict) -> tuple[dict[str, np.ndarray], di
     t = time.perf_counter()
     data = out / "data"
     # held-out clips in their own DATA: training never sees them
-    prepare_dataset(
-        out / "videos" / "train",
-        data / "train",
-        model=str(out / "untrained"),
-        frames=args.frames,
-        seed=args.seed,
-        show_progress=False,
-    )
-    prepare_dataset(
-        out / "videos" / "heldout",
-        data / "heldout",
-        model=str(out / "untrained"),
-        frames=args.frames,
-        seed=args.seed,
-        show_progress=False,
-    )
+    for part in ("train", "heldout"):
+        prepare_dataset(
+            out / "videos" / part, data / part, str(out / "untrained"), args.frames, seed=args.seed, show_progress=False
+        )
     timings["prepare_s"] = time.perf_counter() - t
     return clips, vae_facts
 

@@ -18,12 +18,12 @@ from .base.files import atomic_folder
 
 
 def assemble_pipeline(
-    *,
     vae,
     image_encoder,
     feature_extractor,
     unet,
     adapter,
+    *,
     scheduler=None,
     clip_preprocessing: str = "published-checkpoint",
     untrained: bool = False,

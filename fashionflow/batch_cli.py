@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .base import seeds
-from .base.options import add_arguments, check, flags_of, from_arguments, option
+from .base.options import add_subcommand, check, from_arguments, option
 from .defaults import (
     DECODERS,
     DEFAULT_NUM_FRAMES,
@@ -27,7 +27,10 @@ from .video import DEFAULT_FPS, MAX_FPS, MIN_FPS, VIDEO_FORMATS
 
 @dataclass(frozen=True, kw_only=True)
 class GenerateSettings(ModelSettings):
-    """Everything `generate` takes: what to make from which photos, and the model that makes it."""
+    """Make a video of the person in PHOTO. With a folder of photos, or a list file (.txt, one photo path a
+    line, relative to the list's folder), make one video per photo into the output folder, skipping photos
+    whose video already exists, and record each photo in OUTPUT/manifest.jsonl. Under `accelerate launch`
+    (or torchrun) the photos are shared among all processes."""
 
     photo: Path = option(help="a photo, a folder of photos, or a .txt list of photos", positional=True)
     output: Path = option(help="video file (.mp4/.gif), or a folder for several photos", short="-o")
@@ -65,16 +68,8 @@ class GenerateSettings(ModelSettings):
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "generate",
-        help="make a video from a photo (or from every photo in a folder or list)",
-        description="Make a video of the person in PHOTO. With a folder of photos, or a list file (.txt, one "
-        "photo path a line, relative to the list's folder), make one video per photo into the output folder, "
-        "skipping photos whose video already exists, and record each photo in OUTPUT/manifest.jsonl. "
-        "Under `accelerate launch` (or torchrun) the photos are shared among all processes.",
-    )
-    add_arguments(parser, GenerateSettings, check_on_parse=True)
-    parser.set_defaults(run=run, flags=flags_of(GenerateSettings))
+    help = "make a video from a photo (or from every photo in a folder or list)"
+    add_subcommand(commands, "generate", run, GenerateSettings, help=help, check_on_parse=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,16 +161,9 @@ def _generator(settings: GenerateSettings, bars: bool, device: str | None = None
     """Load the model once; return the function that makes one job's video."""
     import torch
 
-    from .loading import describe_pipeline, load_pipeline
+    from .loading import describe_pipeline
 
-    pipeline = load_pipeline(
-        settings.model,
-        device or settings.device,
-        settings.dtype,
-        settings.attention,
-        settings.cpu_offload,
-        compile=settings.compile,
-    )
+    pipeline = settings.load_pipeline(device, compile=settings.compile)
     multiple = pipeline.unet.frame_multiple
     if settings.frames % multiple:
         raise ValueError(f"--frames must be a multiple of {multiple} for this model; got {settings.frames}.")

@@ -6,18 +6,20 @@ The flags are the fields of `ConvertSettings`; torch is imported only when it ru
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .base.options import add_arguments, flags_of, from_arguments, option
+from .base.options import add_subcommand, from_arguments, option
 
 
 @dataclass(frozen=True, kw_only=True)
 class ConvertSettings:
+    """Convert FashionFlow_checkpoint.pth (or U-Net + adapter .safetensors) into OUTPUT/unet and OUTPUT/adapter."""
+
     checkpoint: tuple[Path, ...] = option(
         help="the .pth file, or the U-Net and adapter .safetensors files", positional=True, nargs="+"
     )
-    output: Path = option(help="folder to write unet/ and adapter/ into", short="-o")
+    output_dir: Path = option(help="folder to write unet/ and adapter/ into", flag="--output", short="-o")
     cross_attention_heads: tuple[int, ...] | None = option(
         None, "heads per level (default: published 1,1,2,4)", comma_list=True
     )
@@ -27,27 +29,16 @@ class ConvertSettings:
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "convert",
-        help="convert the authors' published checkpoint into diffusers folders",
-        description="Convert FashionFlow_checkpoint.pth (or U-Net + adapter .safetensors) into OUTPUT/unet and "
-        "OUTPUT/adapter.",
-    )
-    add_arguments(parser, ConvertSettings)
-    parser.set_defaults(run=run, flags=flags_of(ConvertSettings))
+    help = "convert the authors' published checkpoint into diffusers folders"
+    add_subcommand(commands, "convert", run, ConvertSettings, help=help)
 
 
 def run(args: argparse.Namespace) -> int:
     from .convert import convert_checkpoint
 
-    settings = from_arguments(ConvertSettings, args)
-    unet, adapter = convert_checkpoint(
-        *settings.checkpoint,
-        output_dir=settings.output,
-        cross_attention_heads=settings.cross_attention_heads,
-        latent_size=settings.latent_size,
-    )
-    params = sum(p.numel() for p in unet.parameters())
-    print(f"U-Net: {params:,} parameters -> {settings.output / 'unet'}")
-    print(f"Adapter: latent {tuple(adapter.config.latent_size)} -> {settings.output / 'adapter'}")
+    settings = asdict(from_arguments(ConvertSettings, args))
+    unet, adapter = convert_checkpoint(*settings.pop("checkpoint"), **settings)
+    output = settings["output_dir"]
+    print(f"U-Net: {sum(p.numel() for p in unet.parameters()):,} parameters -> {output / 'unet'}")
+    print(f"Adapter: latent {tuple(adapter.config.latent_size)} -> {output / 'adapter'}")
     return 0

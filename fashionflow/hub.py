@@ -474,15 +474,8 @@ def _assemble(vae_folder: Path, clip_folder: Path, checkpoint_path: Path, taesd_
         tiny_vae = AutoencoderTiny.from_pretrained(taesd_folder) if taesd_folder is not None else None
     except (OSError, ValueError) as error:
         raise DownloadError(f"The downloaded VAE / CLIP / TAESD files could not be loaded: {error}") from None
-    return assemble_pipeline(
-        vae=vae,
-        image_encoder=image_encoder,
-        feature_extractor=feature_extractor,
-        unet=unet,
-        adapter=adapter,
-        clip_preprocessing="published-checkpoint",
-        tiny_vae=tiny_vae,
-    )
+    parts = (vae, image_encoder, feature_extractor, unet, adapter)
+    return assemble_pipeline(*parts, clip_preprocessing="published-checkpoint", tiny_vae=tiny_vae)
 
 
 def model_card(sources: list[FetchedSource]) -> str:

@@ -62,12 +62,4 @@ def build_tiny_pipeline(seed: int = 0):
         tiny_vae = AutoencoderTiny(**TINY_TAESD_CONFIG)  # made last: the other weights stay as they were
     with torch.no_grad():  # random TAESD-like weights decode to black; centre them in [0, 1] (grey noise)
         tiny_vae.decoder.layers[-1].bias.fill_(0.75)
-    return assemble_pipeline(
-        vae=vae,
-        image_encoder=image_encoder,
-        feature_extractor=feature_extractor,
-        unet=unet,
-        adapter=adapter,
-        untrained=True,
-        tiny_vae=tiny_vae,
-    )
+    return assemble_pipeline(vae, image_encoder, feature_extractor, unet, adapter, untrained=True, tiny_vae=tiny_vae)

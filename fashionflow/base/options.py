@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import math
 import types
 import typing
@@ -119,6 +120,27 @@ def add_arguments(
         parser.add_argument(
             *_names(field, opt), **_argument(field, opt, hints[field.name], default, check_on_parse, show_env)
         )
+
+
+def add_subcommand(
+    commands, name: str, run: Callable, *settings_classes: type, help: str, check_on_parse: bool = False
+) -> argparse.ArgumentParser:
+    """The subcommand `name`, whose flags are the settings of `settings_classes` and whose description is
+    the first one's (`described`); the parsed arguments carry `run` (what it runs) and `flags` (for
+    wording errors)."""
+    description = described(settings_classes[0]) if settings_classes else None
+    parser = commands.add_parser(
+        name, help=help, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for settings_class in settings_classes:
+        add_arguments(parser, settings_class, check_on_parse=check_on_parse)
+    parser.set_defaults(run=run, flags=flags_of(*settings_classes))
+    return parser
+
+
+def described(settings_class: type) -> str:
+    """A command's description for `--help`: the first paragraph of its settings class's docstring."""
+    return inspect.cleandoc(settings_class.__doc__ or "").split("\n\n")[0]
 
 
 def from_arguments(settings_class: type, args: argparse.Namespace, **extra: Any):

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..base.options import add_arguments, check, flags_of, from_arguments, option
+from ..base.options import add_arguments, add_subcommand, check, described, flags_of, from_arguments, option
 from ..defaults import ModelSettings
 from .detectors import C3D, I3D
 from .registry import METRICS
@@ -23,7 +23,12 @@ PROTOCOL = "the test protocol (--model)"
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluateSettings(ModelSettings):
-    """What `evaluate` compares, the detector files, and (for the protocol) the model."""
+    """Compare a folder of generated videos with a folder of real ones (--real/--generated), or run the
+    paper's whole test protocol for a model (--model/--test-videos): one video per test video from its
+    first frame, then the metrics. A folder holds video files or sub-folders of frame images, one per video.
+
+    (These are what `evaluate` compares, the detector files, and for the protocol the model; the
+    metrics' settings are `EvaluationSettings`, the protocol's `ProtocolSettings`.)"""
 
     real: Path | None = option(None, "folder of real videos (files or frame folders)", metavar="DIR")
     generated: Path | None = option(
@@ -54,19 +59,16 @@ PROTOCOL_SETTINGS = ("model", "test_videos", "dtype", "attention", "cpu_offload"
 
 
 def add_command(commands) -> None:
-    parser = commands.add_parser(
-        "evaluate",
-        help="FVD, video IS, SSIM, PSNR of generated videos against real ones (StyleGAN-V's definitions)",
-        description="Compare a folder of generated videos with a folder of real ones (--real/--generated), or run "
-        "the paper's whole test protocol for a model (--model/--test-videos): one video per test video from its "
-        "first frame, then the metrics. A folder holds video files or sub-folders of frame images, one per video.",
-    )
+    help = "FVD, video IS, SSIM, PSNR of generated videos against real ones (StyleGAN-V's definitions)"
+    parser = add_subcommand(commands, "evaluate", run, help=help)
+    parser.description = described(EvaluateSettings)
+    # the settings in two sections of --help: what to compare and how, then the protocol's
     add_arguments(parser, EvaluateSettings, exclude=PROTOCOL_SETTINGS)
     add_arguments(parser, EvaluationSettings)
     protocol = parser.add_argument_group(PROTOCOL)
     add_arguments(protocol, EvaluateSettings, only=PROTOCOL_SETTINGS)
     add_arguments(protocol, ProtocolSettings)
-    parser.set_defaults(run=run, flags=flags_of(EvaluateSettings, EvaluationSettings, ProtocolSettings))
+    parser.set_defaults(flags=flags_of(EvaluateSettings, EvaluationSettings, ProtocolSettings))
 
 
 def run(args: argparse.Namespace) -> int:

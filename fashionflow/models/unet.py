@@ -35,36 +35,36 @@ class FashionFlowUNetOutput(BaseOutput):
     sample: torch.Tensor  # (b, c, f, h, w): the predicted noise
 
 
+@dataclass(frozen=True)
+class LevelShape:
+    """What every level of the U-Net shares: the time embedding's width, the resnets' kernel and
+    norm groups, the self-attention's heads and feed-forward width, the context's width."""
+
+    time_dim: int
+    kernel_size: int
+    groups: int
+    attention_heads: int
+    attention_head_dim: int
+    ff_mult: int
+    context_dim: int
+
+    def attention(self, dim: int) -> SpatioTemporalAttention:
+        return SpatioTemporalAttention(dim, self.attention_heads, self.attention_head_dim, self.ff_mult)
+
+
 class DownLevel(nn.Module):
     """Time resnet, plain resnets, optional self-attention, downsample, cross-attention."""
 
     def __init__(
-        self,
-        dim_in,
-        dim_out,
-        *,
-        time_dim,
-        depth,
-        kernel_size,
-        groups,
-        self_attention,
-        attention_heads,
-        attention_head_dim,
-        ff_mult,
-        downsample_time,
-        context_dim,
-        cross_attention_heads,
+        self, dim_in, dim_out, depth, self_attention, downsample_time, cross_attention_heads, shape: LevelShape
     ):
         super().__init__()
-        self.time_resnet = ResnetBlock(dim_in, dim_out, time_dim=time_dim, kernel_size=kernel_size, groups=groups)
-        self.resnets = nn.ModuleList(
-            ResnetBlock(dim_out, dim_out, kernel_size=kernel_size, groups=groups) for _ in range(depth)
-        )
-        self.self_attention = (
-            SpatioTemporalAttention(dim_out, attention_heads, attention_head_dim, ff_mult) if self_attention else None
-        )
+        k, g = shape.kernel_size, shape.groups
+        self.time_resnet = ResnetBlock(dim_in, dim_out, time_dim=shape.time_dim, kernel_size=k, groups=g)
+        self.resnets = nn.ModuleList(ResnetBlock(dim_out, dim_out, kernel_size=k, groups=g) for _ in range(depth))
+        self.self_attention = shape.attention(dim_out) if self_attention else None
         self.downsample = Downsample(dim_out, downsample_time)
-        self.cross_attention = CrossAttentionBlock(dim_out, context_dim, cross_attention_heads)
+        self.cross_attention = CrossAttentionBlock(dim_out, shape.context_dim, cross_attention_heads)
 
     def forward(self, x, time_emb, context):
         """Returns the downsampled features and the two skips (after the time resnet, before downsampling)."""
@@ -79,34 +79,16 @@ class DownLevel(nn.Module):
 class UpLevel(nn.Module):
     """Upsample, concat a skip, time resnet, concat the other skip, resnets, attention(s)."""
 
-    def __init__(
-        self,
-        dim_in,
-        dim_out,
-        *,
-        time_dim,
-        depth,
-        kernel_size,
-        groups,
-        self_attention,
-        attention_heads,
-        attention_head_dim,
-        ff_mult,
-        upsample_time,
-        context_dim,
-        cross_attention_heads,
-    ):
+    def __init__(self, dim_in, dim_out, depth, self_attention, upsample_time, cross_attention_heads, shape: LevelShape):
         super().__init__()
+        k, g = shape.kernel_size, shape.groups
         self.upsample = Upsample(dim_out, upsample_time)
-        self.time_resnet = ResnetBlock(dim_out * 2, dim_in, time_dim=time_dim, kernel_size=kernel_size, groups=groups)
+        self.time_resnet = ResnetBlock(dim_out * 2, dim_in, time_dim=shape.time_dim, kernel_size=k, groups=g)
         self.resnets = nn.ModuleList(
-            ResnetBlock(dim_in + (dim_out if i == 0 else 0), dim_in, kernel_size=kernel_size, groups=groups)
-            for i in range(depth)
+            ResnetBlock(dim_in + (dim_out if i == 0 else 0), dim_in, kernel_size=k, groups=g) for i in range(depth)
         )
-        self.self_attention = (
-            SpatioTemporalAttention(dim_in, attention_heads, attention_head_dim, ff_mult) if self_attention else None
-        )
-        self.cross_attention = CrossAttentionBlock(dim_in, context_dim, cross_attention_heads)
+        self.self_attention = shape.attention(dim_in) if self_attention else None
+        self.cross_attention = CrossAttentionBlock(dim_in, shape.context_dim, cross_attention_heads)
 
     def forward(self, x, time_emb, context, skip_time, skip_out):
         """skip_time / skip_out: the matching down level's skips, taken in reverse order."""
@@ -191,55 +173,26 @@ class FashionFlowUNet(ModelMixin, ConfigMixin):
         self.time_embedding = TimestepEmbedding(base_channels, time_dim)
         self.conv_in = PseudoConv3d(in_channels, base_channels, conv_in_kernel_size, conv_in_temporal_kernel_size)
 
-        levels = list(
-            zip(
-                widths[:-1],
-                widths[1:],
-                resnet_depths,
-                self_attention_levels,
-                temporal_downsample_levels,
-                cross_attention_heads,
-            )
+        # per level: (in, out) widths, resnet depth, self-attention, time halved, cross-attention heads
+        per_level = (resnet_depths, self_attention_levels, temporal_downsample_levels, cross_attention_heads)
+        levels = list(zip(widths[:-1], widths[1:], *per_level))
+        shape = LevelShape(
+            time_dim,
+            resnet_kernel_size,
+            norm_groups,
+            attention_heads,
+            attention_head_dim,
+            feed_forward_mult,
+            context_dim,
         )
-        shared = dict(
-            time_dim=time_dim,
-            kernel_size=resnet_kernel_size,
-            groups=norm_groups,
-            attention_heads=attention_heads,
-            attention_head_dim=attention_head_dim,
-            ff_mult=feed_forward_mult,
-            context_dim=context_dim,
-        )
-        self.down_levels = nn.ModuleList(
-            DownLevel(
-                dim_in,
-                dim_out,
-                depth=depth,
-                self_attention=attn,
-                downsample_time=time_down,
-                cross_attention_heads=heads,
-                **shared,
-            )
-            for dim_in, dim_out, depth, attn, time_down, heads in levels
-        )
+        self.down_levels = nn.ModuleList(DownLevel(*level, shape) for level in levels)
 
         mid = widths[-1]
         self.mid_block1 = ResnetBlock(mid, mid, time_dim=time_dim, kernel_size=resnet_kernel_size, groups=norm_groups)
         self.mid_attn = SpatioTemporalAttention(mid, mid_attention_heads, mid_attention_head_dim, feed_forward_mult)
         self.mid_block2 = ResnetBlock(mid, mid, time_dim=time_dim, kernel_size=resnet_kernel_size, groups=norm_groups)
 
-        self.up_levels = nn.ModuleList(
-            UpLevel(
-                dim_in,
-                dim_out,
-                depth=depth,
-                self_attention=attn,
-                upsample_time=time_down,
-                cross_attention_heads=heads,
-                **shared,
-            )
-            for dim_in, dim_out, depth, attn, time_down, heads in levels
-        )
+        self.up_levels = nn.ModuleList(UpLevel(*level, shape) for level in levels)
         self.conv_out = PseudoConv3d(base_channels, in_channels, conv_out_kernel_size, conv_out_temporal_kernel_size)
         self.gradient_checkpointing = False
 

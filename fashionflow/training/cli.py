@@ -9,31 +9,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from ..base.options import add_arguments, check, flags_of, from_arguments
+from ..base.options import add_subcommand, check, from_arguments
 from .options import PrepareConfig, TrainConfig
 
 
 def add_commands(commands) -> None:
-    prepare = commands.add_parser(
-        "prepare",
-        help="encode training videos into latent clips (once, before training)",
-        description="Take clips of consecutive frames from every video under VIDEOS, fit them to the model's frame "
-        "size and encode them with its VAE into DATA (safetensors shards and an index). Run it again to "
-        "continue an interrupted preparation; under `accelerate launch` the videos are split between processes.",
-    )
-    add_arguments(prepare, PrepareConfig)
-    prepare.set_defaults(run=run_prepare, flags=flags_of(PrepareConfig))
-
-    train = commands.add_parser(
-        "train",
-        help="train the U-Net and adapter on prepared data (also under `accelerate launch`)",
-        description="Train FashionFlow's U-Net and condition adapter on DATA (made by `prepare`) with the published "
-        "objective (predicting the noise, or the velocity: --prediction-type), writing checkpoints, metrics.jsonl, "
-        "TensorBoard logs and finally RUN/pipeline. Several GPUs or machines: `accelerate launch -m fashionflow "
-        "train ...`.",
-    )
-    add_arguments(train, TrainConfig)
-    train.set_defaults(run=run_train, flags=flags_of(TrainConfig))
+    help = "encode training videos into latent clips (once, before training)"
+    add_subcommand(commands, "prepare", run_prepare, PrepareConfig, help=help)
+    help = "train the U-Net and adapter on prepared data (also under `accelerate launch`)"
+    add_subcommand(commands, "train", run_train, TrainConfig, help=help)
 
 
 def run_prepare(args: argparse.Namespace) -> int:

@@ -35,7 +35,11 @@ def _seed(help: str, default: int = 0):
 
 @dataclass(frozen=True, kw_only=True)
 class PrepareConfig:
-    """What `prepare` encodes into latent clips, and how (`data.prepare_dataset` takes these as arguments)."""
+    """Take clips of consecutive frames from every video under VIDEOS, fit them to the model's frame size and
+    encode them with its VAE into DATA (safetensors shards and an index). Run it again to continue an
+    interrupted preparation; under `accelerate launch` the videos are split between processes.
+
+    (`data.prepare_dataset` takes these settings as its arguments.)"""
 
     videos: Path = option(help=f"folder searched recursively for videos ({', '.join(VIDEO_SUFFIXES)})", positional=True)
     output: Path = option(help="folder for the prepared data (DATA)", short="-o")
@@ -56,10 +60,14 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of a run; written to RUN/config.json and to TensorBoard's hparams.
+    """Train FashionFlow's U-Net and condition adapter on DATA (made by `prepare`) with the published
+    objective (predicting the noise, or the velocity: --prediction-type), writing checkpoints,
+    metrics.jsonl, TensorBoard logs and finally RUN/pipeline. Several GPUs or machines:
+    `accelerate launch -m fashionflow train ...`.
 
-    Defaults are the authors' (AdamW lr 1e-4, weight decay 0.01, constant rate, fp32, no EMA,
-    no clipping, batch 2 per process), except the loss reduction: "mean", see `loss_reduction`.
+    Every setting of a run; written to RUN/config.json and to TensorBoard's hparams. Defaults are
+    the authors' (AdamW lr 1e-4, weight decay 0.01, constant rate, fp32, no EMA, no clipping, batch 2
+    per process), except the loss reduction: "mean", see `loss_reduction`.
     """
 
     data: str = option(help="prepared data folder (from `prepare`)", positional=True)

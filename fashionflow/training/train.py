@@ -610,12 +610,12 @@ def _save_pipeline(
     from ..loading import load_pipeline
 
     base = load_pipeline(config.model, device="cpu", dtype="float32")
+    trained = [accelerator.unwrap_model(model).to("cpu", torch.float32) for model in (unet, adapter)]
     pipeline = assemble_pipeline(
-        vae=base.vae,
-        image_encoder=base.image_encoder,
-        feature_extractor=base.feature_extractor,
-        unet=accelerator.unwrap_model(unet).to("cpu", torch.float32),
-        adapter=accelerator.unwrap_model(adapter).to("cpu", torch.float32),
+        base.vae,
+        base.image_encoder,
+        base.feature_extractor,
+        *trained,
         scheduler=type(scheduler).from_config(scheduler.config),
         clip_preprocessing=clip_preprocessing,
     )
