@@ -161,9 +161,9 @@ def _generator(settings: GenerateSettings, bars: bool, device: str | None = None
     """Load the model once; return the function that makes one job's video."""
     import torch
 
-    from .loading import describe_pipeline
+    from .loading import describe_pipeline, load_pipeline_as
 
-    pipeline = settings.load_pipeline(device, compile=settings.compile)
+    pipeline = load_pipeline_as(settings, device, compile=settings.compile)
     multiple = pipeline.unet.frame_multiple
     if settings.frames % multiple:
         raise ValueError(f"--frames must be a multiple of {multiple} for this model; got {settings.frames}.")

@@ -51,10 +51,3 @@ class ModelSettings:
     cpu_offload: bool = option(
         False, "keep models in CPU memory until used (saves GPU memory)", env="FASHIONFLOW_CPU_OFFLOAD"
     )
-
-    def load_pipeline(self, device: str | None = None, **options):
-        """The pipeline these settings name, loaded as they say (`loading.load_pipeline`; `device`
-        replaces theirs when given, `options` are load_pipeline's others)."""
-        from .loading import load_pipeline
-
-        return load_pipeline(self.model, device or self.device, self.dtype, self.attention, self.cpu_offload, **options)

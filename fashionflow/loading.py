@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .base.errors import MISSING, FashionFlowError
-from .defaults import DEFAULT_MODEL, DTYPE_NAMES, TINY_RANDOM
+from .defaults import DEFAULT_MODEL, DTYPE_NAMES, TINY_RANDOM, ModelSettings
 from .runtime import configure_cpu_threads
 
 logger = logging.getLogger(__name__)
@@ -126,6 +126,14 @@ def load_pipeline(
     if compile:
         pipeline.enable_compile()
     return pipeline
+
+
+def load_pipeline_as(settings: ModelSettings, device: str | None = None, **options):
+    """The pipeline `settings` name, loaded as they say (`device` replaces theirs when given; `options`
+    are `load_pipeline`'s others)."""
+    return load_pipeline(
+        settings.model, device or settings.device, settings.dtype, settings.attention, settings.cpu_offload, **options
+    )
 
 
 def missing_model_message(model: str) -> str:
