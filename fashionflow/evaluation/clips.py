@@ -49,7 +49,10 @@ class ClipSelection:
 
 
 def real_clip_start(name: str, num_frames: int, frames: int, seed: int) -> int:
-    """The seeded random start of a real video's clip (a str seed hashes the same on every run)."""
+    """The seeded random start of a real video's clip (a str seed hashes the same on every run).
+
+    Not `base.seeds.derive_seed`: this draw is the metric's definition (tests/test_evaluation.py
+    computes FVD from it directly), and changing it would change every real clip measured before."""
     return random.Random(f"{seed}:{name}").randint(0, num_frames - frames)
 
 
