@@ -78,13 +78,10 @@ def check_config(config: TrainConfig) -> None:
 def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     """Train as `config` says; returns where the run and its pipeline are. See the module docstring."""
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
-    from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
     from tqdm.auto import tqdm
 
     from ..loading import load_pipeline
-    from ..models import ConditionAdapter, FashionFlowUNet
 
     check_config(config)
     run_dir = Path(config.output)
@@ -112,59 +109,14 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     accelerator.wait_for_everyone()
 
     # 2. Models: U-Net + adapter train together (one module for accelerate); VAE and CLIP are frozen
-    set_seed(config.seed)  # the same initial weights and data order on every process
-    if config.init == "scratch":
-        pipeline.unet = FashionFlowUNet.from_config(pipeline.unet.config).to(accelerator.device)
-        pipeline.adapter = ConditionAdapter.from_config(pipeline.adapter.config).to(accelerator.device)
-        clip_preprocessing = "standard"  # a model trained here is fed CLIP correctly, and says so in its config
-    else:
-        clip_preprocessing = pipeline.config.clip_preprocessing  # fine-tuning keeps the loaded model's setting
-    pipeline.register_to_config(clip_preprocessing=clip_preprocessing)
-    # the objective and the validation loss and videos all read what the U-Net predicts from this scheduler
-    pipeline.scheduler = type(pipeline.scheduler).from_config(
-        pipeline.scheduler.config, prediction_type=choice.prediction_type
-    )
-    pipeline.set_progress_bar_config(disable=True)
+    clip_preprocessing, ema = _set_up_models(config, pipeline, accelerator, choice.prediction_type)
     unet, adapter = pipeline.unet, pipeline.adapter
-    denoiser = Denoiser(unet, adapter).train()
-    if config.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
-    frozen_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.mixed_precision, torch.float32)
-    for frozen in (pipeline.vae, pipeline.image_encoder):
-        frozen.requires_grad_(False).eval()
-    pipeline.image_encoder.to(dtype=frozen_dtype)
-    pipeline.vae.to(dtype=torch.float32 if frozen_dtype == torch.float16 else frozen_dtype)  # fp16 VAE can overflow
-    ema = EMAModel(denoiser.parameters(), decay=config.ema_decay) if config.ema else None
-    if ema is not None:
-        ema.to(accelerator.device)
 
     # 3. Data, optimiser, schedule
     dataset = LatentClipDataset(config.data, train_clips)
-    dataloader = torch.utils.data.DataLoader(
-        dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers, drop_last=False
+    denoiser, optimizer, dataloader, lr_scheduler, max_steps = _optimisation(
+        config, accelerator, Denoiser(unet, adapter).train(), dataset
     )
-    optimizer = torch.optim.AdamW(
-        denoiser.parameters(),
-        lr=config.learning_rate,
-        betas=(config.adam_beta1, config.adam_beta2),
-        weight_decay=config.weight_decay,
-        eps=config.adam_epsilon,
-    )
-    steps_per_epoch = math.ceil(
-        math.ceil(len(dataset) / (config.batch_size * accelerator.num_processes)) / config.gradient_accumulation_steps
-    )
-    max_steps = config.max_steps or config.epochs * steps_per_epoch
-    schedule = (
-        "constant_with_warmup" if config.lr_schedule == "constant" and config.warmup_steps else config.lr_schedule
-    )
-    # the prepared schedule steps once per process per optimiser step (diffusers' examples scale the same way)
-    lr_scheduler = get_scheduler(
-        schedule,
-        optimizer,
-        num_warmup_steps=config.warmup_steps * accelerator.num_processes,
-        num_training_steps=max_steps * accelerator.num_processes,
-    )
-    denoiser, optimizer, dataloader, lr_scheduler = accelerator.prepare(denoiser, optimizer, dataloader, lr_scheduler)
     steps_per_epoch = math.ceil(len(dataloader) / config.gradient_accumulation_steps)
     epochs = math.ceil(max_steps / steps_per_epoch)
     noise_scheduler = pipeline.scheduler  # the published schedule the pipeline samples on, with the run's prediction
@@ -175,20 +127,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     # 4. Resume: weights, optimiser, schedule, RNG, EMA, and where in the data the run was
     step, epoch, batches_done, samples_seen = 0, 0, 0, 0
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
-        load_generators(generators, checkpoint / f"generators-{accelerator.process_index}.safetensors")
-        if ema is not None:
-            if not (checkpoint / "ema.safetensors").is_file():
-                raise SettingsError(
-                    f"{literal(checkpoint)} was saved without EMA weights, but {{ema}} is on: resume it without.",
-                    settings={"ema": None},
-                )
-            load_ema(ema, checkpoint / "ema.safetensors")
-        state = read_train_state(checkpoint)
-        step, epoch, batches_done, samples_seen = (state[k] for k in ("step", "epoch", "batches_done", "samples_seen"))
-        if batches_done >= len(dataloader):
-            epoch, batches_done = epoch + 1, 0
-        accelerator.print(f"Resuming from {checkpoint} (step {step}, epoch {epoch}, batch {batches_done}).")
+        step, epoch, batches_done, samples_seen = _resume(accelerator, checkpoint, generators, ema, len(dataloader))
     elif config.resume == "latest":
         accelerator.print(f"No checkpoint in {run_dir} yet: starting a new run.")
 
@@ -395,6 +334,90 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
 
 
 # pieces of the run --------------------------------------------------------------------------------------------------
+
+
+def _set_up_models(config: TrainConfig, pipeline, accelerator, prediction_type: str):
+    """The models as the run trains them, in `pipeline`: fresh ones for `init="scratch"`, gradient
+    checkpointing, the frozen VAE and CLIP in the precision that is safe for them, the scheduler with
+    the run's prediction type, and the EMA copy. Returns (the CLIP preprocessing recorded, the EMA or None)."""
+    from accelerate.utils import set_seed
+    from diffusers.training_utils import EMAModel
+
+    from ..models import ConditionAdapter, FashionFlowUNet
+
+    set_seed(config.seed)  # the same initial weights and data order on every process
+    if config.init == "scratch":
+        pipeline.unet = FashionFlowUNet.from_config(pipeline.unet.config).to(accelerator.device)
+        pipeline.adapter = ConditionAdapter.from_config(pipeline.adapter.config).to(accelerator.device)
+        clip_preprocessing = "standard"  # a model trained here is fed CLIP correctly, and says so in its config
+    else:
+        clip_preprocessing = pipeline.config.clip_preprocessing  # fine-tuning keeps the loaded model's setting
+    pipeline.register_to_config(clip_preprocessing=clip_preprocessing)
+    # the objective and the validation loss and videos all read what the U-Net predicts from this scheduler
+    pipeline.scheduler = type(pipeline.scheduler).from_config(
+        pipeline.scheduler.config, prediction_type=prediction_type
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    if config.gradient_checkpointing:
+        pipeline.unet.enable_gradient_checkpointing()
+    frozen_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.mixed_precision, torch.float32)
+    for frozen in (pipeline.vae, pipeline.image_encoder):
+        frozen.requires_grad_(False).eval()
+    pipeline.image_encoder.to(dtype=frozen_dtype)
+    pipeline.vae.to(dtype=torch.float32 if frozen_dtype == torch.float16 else frozen_dtype)  # fp16 VAE can overflow
+    ema = None
+    if config.ema:
+        ema = EMAModel(Denoiser(pipeline.unet, pipeline.adapter).parameters(), decay=config.ema_decay)
+        ema.to(accelerator.device)
+    return clip_preprocessing, ema
+
+
+def _optimisation(config: TrainConfig, accelerator, denoiser, dataset):
+    """AdamW, the learning-rate schedule and the data loader, prepared by accelerate; with the run's
+    length in optimiser steps. Returns (denoiser, optimizer, dataloader, lr_scheduler, max_steps)."""
+    from diffusers.optimization import get_scheduler
+
+    dataloader = torch.utils.data.DataLoader(
+        dataset, batch_size=config.batch_size, shuffle=True, num_workers=config.num_workers, drop_last=False
+    )
+    optimizer = torch.optim.AdamW(
+        denoiser.parameters(),
+        lr=config.learning_rate,
+        betas=(config.adam_beta1, config.adam_beta2),
+        weight_decay=config.weight_decay,
+        eps=config.adam_epsilon,
+    )
+    batches = math.ceil(len(dataset) / (config.batch_size * accelerator.num_processes))
+    max_steps = config.max_steps or config.epochs * math.ceil(batches / config.gradient_accumulation_steps)
+    constant_after_warmup = config.lr_schedule == "constant" and config.warmup_steps
+    # the prepared schedule steps once per process per optimiser step (diffusers' examples scale the same way)
+    lr_scheduler = get_scheduler(
+        "constant_with_warmup" if constant_after_warmup else config.lr_schedule,
+        optimizer,
+        num_warmup_steps=config.warmup_steps * accelerator.num_processes,
+        num_training_steps=max_steps * accelerator.num_processes,
+    )
+    return (*accelerator.prepare(denoiser, optimizer, dataloader, lr_scheduler), max_steps)
+
+
+def _resume(accelerator, checkpoint: Path, generators: dict, ema, batches_per_epoch: int) -> tuple[int, int, int, int]:
+    """Load a checkpoint's weights, optimiser, schedule, RNG and EMA; returns where the run was:
+    (step, epoch, batches already taken from that epoch, samples seen)."""
+    accelerator.load_state(str(checkpoint))
+    load_generators(generators, checkpoint / f"generators-{accelerator.process_index}.safetensors")
+    if ema is not None:
+        if not (checkpoint / "ema.safetensors").is_file():
+            raise SettingsError(
+                f"{literal(checkpoint)} was saved without EMA weights, but {{ema}} is on: resume it without.",
+                settings={"ema": None},
+            )
+        load_ema(ema, checkpoint / "ema.safetensors")
+    state = read_train_state(checkpoint)
+    step, epoch, batches_done, samples_seen = (state[k] for k in ("step", "epoch", "batches_done", "samples_seen"))
+    if batches_done >= batches_per_epoch:
+        epoch, batches_done = epoch + 1, 0
+    accelerator.print(f"Resuming from {checkpoint} (step {step}, epoch {epoch}, batch {batches_done}).")
+    return step, epoch, batches_done, samples_seen
 
 
 def _diverged(loss: float, step: int, kept: list[Path]) -> TrainingStopped:
