@@ -69,14 +69,16 @@ def test_file_hash(tmp_path):
 
 
 def test_seeds_have_one_range_and_one_derivation():
-    assert (seeds.MIN_SEED, seeds.MAX_SEED) == (0, 2**32 - 1)
-    # pinned: a catalogue's, a test protocol's and prepared data's seeds all come from this formula
-    assert seeds.derive_seed(0, "a.jpg") == 756738040
+    # the widest range a command ever took (generate --seed), so no seed that worked stops working
+    assert (seeds.MIN_SEED, seeds.MAX_SEED) == (0, 2**63 - 1)
+    # pinned: the catalogue's formula since its first release (a catalogue's videos keep their seeds)
+    assert seeds.derive_seed(0, "a.jpg") == 1681512010
     assert seeds.derive_seed(7, "solo.png") != seeds.derive_seed(8, "solo.png") != seeds.derive_seed(7, "solo.jpg")
     drawn = [seeds.random_seed(random.Random(i)) for i in range(50)]
-    assert all(seeds.MIN_SEED <= s <= seeds.MAX_SEED for s in drawn) and drawn == [
+    assert all(0 <= s < seeds.DRAWN_SEEDS for s in drawn) and drawn == [
         seeds.random_seed(random.Random(i)) for i in range(50)
     ]
+    assert [seeds.narrow_seed(s) for s in (0, 2**32 - 1, 2**32, 2**63 - 1)] == [0, 2**32 - 1, 0, 2**32 - 1]
 
 
 # manifests ------------------------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ class Limits:
     max_steps: int = 1000  # the training schedule's length: no sampler can take more
     min_fps: int = MIN_FPS
     max_fps: int = MAX_FPS
-    max_seed: int = seeds.MAX_SEED  # the one range of seeds: fits a number box and a URL without surprises
+    # the range of seeds drawn for the page (base/seeds.py): what a number box carries exactly and a person copies
+    max_seed: int = seeds.DRAWN_SEEDS - 1
 
 
 LIMITS = Limits()
@@ -79,9 +80,8 @@ FIT_CHOICES = {
 
 
 def random_seed(limits: Limits = LIMITS, rng: random.Random | None = None) -> int:
-    if limits.max_seed == seeds.MAX_SEED:
-        return seeds.random_seed(rng)
-    return (rng or random.SystemRandom()).randint(seeds.MIN_SEED, limits.max_seed)
+    """A seed for "Randomise seed": drawn as `base.seeds` draws them, within `limits`."""
+    return (rng or random.SystemRandom()).randrange(min(seeds.DRAWN_SEEDS, limits.max_seed + 1))
 
 
 def validate_settings(

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,6 @@ from ..base.errors import SettingsError
 from ..base.files import atomic_file, check_writable, file_sha256, remove_partials, write_json
 from ..base.options import check
 from ..base.processes import process_device, process_state
-from ..base.seeds import derive_seed
 from ..image import frame_image, image_to_tensor
 from .errors import DataError, OutputFolderError
 from .options import VIDEO_SUFFIXES, PrepareConfig
@@ -261,7 +261,9 @@ def prepare_dataset(
             vid = ids[path]
             bar.set_postfix_str(path.name[:30])
             record = {"video": vid, "source": path.relative_to(videos).as_posix(), "sha256": file_sha256(path)}
-            rng = np.random.default_rng(derive_seed(seed, vid))  # per video: any process order, same clips
+            # per video, in any process order: the same windows for the same seed and video, as recorded in
+            # DATA folders made by every earlier version (a continued prepare must not mix two draws)
+            rng = np.random.default_rng([seed, zlib.crc32(vid.encode())])
             generator = torch.Generator(vae.device).manual_seed(int(rng.integers(2**62)))
             try:
                 starts, windows, fps = read_windows(path, frames, clips_per_video, rng)

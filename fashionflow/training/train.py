@@ -38,6 +38,7 @@ from ..assembly import assemble_pipeline, model_card, save_pipeline, table
 from ..base import files
 from ..base.errors import SettingsError, literal
 from ..base.options import check
+from ..base.seeds import narrow_seed
 from .checkpoints import (
     list_checkpoints,
     load_ema,
@@ -121,7 +122,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     epochs = math.ceil(max_steps / steps_per_epoch)
     noise_scheduler = pipeline.scheduler  # the published schedule the pipeline samples on, with the run's prediction
     # timesteps, noise and VAE samples come from this process's own generator, saved in every checkpoint
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + accelerator.process_index)
+    generator = torch.Generator().manual_seed(narrow_seed(config.seed) * 1_000_003 + accelerator.process_index)
     generators = {f"noise-{accelerator.process_index}": generator}
 
     # 4. Resume: weights, optimiser, schedule, RNG, EMA, and where in the data the run was
@@ -345,7 +346,7 @@ def _set_up_models(config: TrainConfig, pipeline, accelerator, prediction_type: 
 
     from ..models import ConditionAdapter, FashionFlowUNet
 
-    set_seed(config.seed)  # the same initial weights and data order on every process
+    set_seed(narrow_seed(config.seed))  # the same initial weights and data order on every process (numpy: 32 bits)
     if config.init == "scratch":
         pipeline.unet = FashionFlowUNet.from_config(pipeline.unet.config).to(accelerator.device)
         pipeline.adapter = ConditionAdapter.from_config(pipeline.adapter.config).to(accelerator.device)
