@@ -28,8 +28,9 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from fashionflow import ConditionAdapter, FashionFlowPipeline, FashionFlowUNet
 from fashionflow._compat import clip_image_processor_class
+from fashionflow.assembly import assemble_pipeline
 from fashionflow.loading import default_dtype
-from fashionflow.schedulers import default_steps, make_scheduler, published_scheduler
+from fashionflow.schedulers import default_steps, make_scheduler
 from fashionflow.video import export_video
 
 SD_VAE_CONFIG = dict(  # CompVis/stable-diffusion-v1-4, subfolder vae
@@ -47,16 +48,13 @@ SD_VAE_CONFIG = dict(  # CompVis/stable-diffusion-v1-4, subfolder vae
 
 def published_size_pipeline(device: str, dtype: torch.dtype) -> FashionFlowPipeline:
     torch.manual_seed(0)
-    pipe = FashionFlowPipeline(
-        vae=AutoencoderKL(**SD_VAE_CONFIG),
-        image_encoder=CLIPVisionModel(CLIPVisionConfig()),  # the defaults are ViT-B/32
-        feature_extractor=clip_image_processor_class()(),
-        unet=FashionFlowUNet(),
-        adapter=ConditionAdapter(),
-        scheduler=published_scheduler(),
+    pipe = assemble_pipeline(
+        AutoencoderKL(**SD_VAE_CONFIG),
+        CLIPVisionModel(CLIPVisionConfig()),  # the defaults are ViT-B/32
+        clip_image_processor_class()(),
+        FashionFlowUNet(),
+        ConditionAdapter(),
     )
-    for model in (pipe.vae, pipe.image_encoder, pipe.unet, pipe.adapter):
-        model.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device, dtype)
 

@@ -3,9 +3,10 @@ as `fashionflow`).
 
 This module only gathers the commands: each one's flags (made from its settings dataclass) and
 what it runs live beside the code it runs: `batch_cli.py` (generate), `hub_cli.py` (download),
-`convert_cli.py`, `training/cli.py` (prepare, train), `evaluation/cli.py` (evaluate). Only light modules are imported to build the parser (no torch, no diffusers), so that
-`--help` and mistakes in a command answer at once; `main` turns any failure into one line and an
-exit status that follows from its kind (`base.errors`).
+`convert_cli.py`, `training/cli.py` (prepare, train), `evaluation/cli.py` (evaluate). Only light
+modules are imported to build the parser (no torch, no diffusers), so that `--help` and mistakes
+in a command answer at once; `main` turns any failure into one line and an exit status that
+follows from its kind (`base.errors`).
 """
 
 from __future__ import annotations

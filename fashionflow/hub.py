@@ -1,9 +1,10 @@
 """Fetching the published FashionFlow weights and assembling a complete pipeline folder.
 
 `download_official_pipeline` fetches the Stable Diffusion v1-4 VAE (pinned revision), CLIP
-ViT-B/32 and (optional) the TAESD tiny decoder for quick previews from the Hugging Face Hub, the authors' checkpoint from their Dropbox link (resumable,
-sha256 recorded), converts the checkpoint, and writes a pipeline folder that loads offline.
-Every source can also be a local folder or file, for offline machines and for tests.
+ViT-B/32 and (optional) the TAESD tiny decoder for quick previews from the Hugging Face Hub, the
+authors' checkpoint from their Dropbox link (resumable, sha256 recorded), converts the checkpoint,
+and writes a pipeline folder that loads offline. Every source can also be a local folder or file,
+for offline machines and for tests.
 The folder appears complete or not at all: it is assembled beside the target and renamed.
 """
 
@@ -411,22 +412,8 @@ def download_official_pipeline(
         _refuse_web_page(checkpoint_path, checkpoint_url)
 
     sources = [
-        FetchedSource(
-            "vae",
-            f"{VAE_SOURCE.repo_id} (subfolder vae)",
-            vae_commit or VAE_SOURCE.revision,
-            None,
-            VAE_SOURCE.licence,
-            str(vae_from or VAE_SOURCE.url),
-        ),
-        FetchedSource(
-            "image_encoder, feature_extractor",
-            CLIP_SOURCE.repo_id,
-            clip_commit or CLIP_SOURCE.revision,
-            None,
-            CLIP_SOURCE.licence,
-            str(clip_from or CLIP_SOURCE.url),
-        ),
+        _fetched("vae", VAE_SOURCE, vae_commit, vae_from),
+        _fetched("image_encoder, feature_extractor", CLIP_SOURCE, clip_commit, clip_from),
         FetchedSource(
             "unet, adapter",
             "the authors' FashionFlow_checkpoint.pth",
@@ -437,16 +424,7 @@ def download_official_pipeline(
         ),
     ]
     if taesd_folder is not None:
-        sources.append(
-            FetchedSource(
-                "tiny_vae (optional, quick previews)",
-                TAESD_SOURCE.repo_id,
-                taesd_commit or TAESD_SOURCE.revision,
-                None,
-                TAESD_SOURCE.licence,
-                str(tiny_decoder_from or TAESD_SOURCE.url),
-            )
-        )
+        sources.append(_fetched("tiny_vae (optional, quick previews)", TAESD_SOURCE, taesd_commit, tiny_decoder_from))
 
     say("Converting the checkpoint", 0, None)
     pipeline = _assemble(vae_folder, clip_folder, checkpoint_path, taesd_folder)
@@ -456,6 +434,12 @@ def download_official_pipeline(
         pipeline, output_dir, card, {"fashionflow_sources.json": json.dumps([asdict(s) for s in sources], indent=2)}
     )
     return output_dir
+
+
+def _fetched(components: str, source: HubSource, commit: str | None, local: str | os.PathLike | None) -> FetchedSource:
+    """The model card's record of a Hub repository: fetched at `commit`, or copied from `local`."""
+    name = f"{source.repo_id} (subfolder {source.subfolder})" if source.subfolder else source.repo_id
+    return FetchedSource(components, name, commit or source.revision, None, source.licence, str(local or source.url))
 
 
 def _assemble(vae_folder: Path, clip_folder: Path, checkpoint_path: Path, taesd_folder: Path | None = None):

@@ -155,6 +155,9 @@ def test_errors_name_settings_as_the_reader_knows_them():
     taken = SettingsError(f"{errors.literal('{run}')} is taken: {{resume}}", settings={"resume": "latest"})
     assert str(taken) == "{run} is taken: resume='latest'"
     assert str(SettingsError("{'net'} missing")) == "{'net'} missing"  # no settings named: the text as it is
+    switch = SettingsError("pass {overwrite} to remake them", settings={"overwrite": True})  # a switch turned on
+    assert str(switch) == "pass overwrite=True to remake them"
+    assert explain(switch, flags={"overwrite": "--overwrite"}).message == "pass --overwrite to remake them"
 
 
 # settings -------------------------------------------------------------------------------------------------------------

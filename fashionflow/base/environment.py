@@ -82,23 +82,6 @@ def truth(value: Any, name: str) -> bool:
     raise ValueError(f"{name} must be true or false; got {value!r}.")
 
 
-def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
-    """The environment variable `name` as true/false (unset: false)."""
-    return truth((os.environ if environ is None else environ).get(name, ""), name)
-
-
-def env_whole_number(
-    names: tuple[str, ...], default: int, environ: Mapping[str, str] | None = None, low: int | None = 1
-) -> int:
-    """The first of the environment variables `names` that is set, as a whole number (at least `low`); else `default`."""
-    environ = os.environ if environ is None else environ
-    for name in names:
-        value = environ.get(name)
-        if value:
-            return whole_number(value, name, low)
-    return default
-
-
 def on_spaces(environ: Mapping[str, str] | None = None) -> bool:
     """Whether this runs on Hugging Face Spaces (which sets SPACE_ID in every Space)."""
     return bool((os.environ if environ is None else environ).get("SPACE_ID"))

@@ -51,7 +51,8 @@ class FashionFlowError(Exception):
     """An error worded for the person reading it; `kind` says what sort of failure it is.
 
     `settings` names the settings the message refers to, as `{name}` in it: None shows the name
-    alone, a value shows the setting with it (`resume='latest'`, or `--resume latest` on the command line).
+    alone, a value shows the setting with it (`resume='latest'`, or `--resume latest` on the command line;
+    True, a switch turned on: `overwrite=True`, or `--overwrite`).
     """
 
     kind: Kind = INPUT
@@ -69,7 +70,7 @@ class FashionFlowError(Exception):
         for name, value in self.settings.items():
             flag = (flags or {}).get(name)
             if flag is not None:
-                names[name] = flag if value is None else f"{flag} {value}"
+                names[name] = flag if value is None or value is True else f"{flag} {value}"
             else:
                 names[name] = name if value is None else f"{name}={value!r}"
         return self.template.format(**names)

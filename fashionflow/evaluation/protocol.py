@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..base.errors import SettingsError, literal
 from ..base.files import atomic_folder
 from ..base.manifests import Manifest
 from ..base.options import check
@@ -123,10 +124,11 @@ def _refuse_other_settings(output_dir: Path, model: str, settings: ProtocolSetti
     for record in manifest(output_dir).records().values():
         different = {k: record[k] for k in wanted if k in record and record[k] != wanted[k]}
         if different and "error" not in record:
-            raise ValueError(
-                f"{output_dir} holds videos made with other settings ({record['video']}: "
-                + ", ".join(f"{k}={v!r}, not {wanted[k]!r}" for k, v in different.items())
-                + "). Use another --generated folder, or --overwrite to remake every video."
+            found = ", ".join(f"{k}={v!r}, not {wanted[k]!r}" for k, v in different.items())
+            raise SettingsError(
+                literal(f"{output_dir} holds videos made with other settings ({record['video']}: {found}).")
+                + " Use another {generated} folder, or {overwrite} to remake every video.",
+                settings={"generated": None, "overwrite": True},
             )
 
 

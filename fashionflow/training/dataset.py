@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from ..base.errors import literal
 from .data import DATA_FORMAT, vae_fingerprint
 from .errors import DataError
 
@@ -40,9 +41,12 @@ def check_data_fits_model(index: dict, pipeline, data_dir: str | os.PathLike) ->
     made_for = (settings["frame_height"], settings["frame_width"])
     if tuple(pipeline.frame_size) != made_for:
         raise DataError(
-            f"{data_dir} was prepared for {made_for[0]} x {made_for[1]} frames (model {index['model']}), "
-            f"but this model makes {pipeline.frame_size[0]} x {pipeline.frame_size[1]}: prepare the videos "
-            "again with this --model."
+            literal(
+                f"{data_dir} was prepared for {made_for[0]} x {made_for[1]} frames (model {index['model']}), "
+                f"but this model makes {pipeline.frame_size[0]} x {pipeline.frame_size[1]}: "
+            )
+            + "prepare the videos again with this {model}.",
+            settings={"model": None},
         )
     if settings["frames"] % pipeline.unet.frame_multiple:
         raise DataError(
@@ -51,8 +55,9 @@ def check_data_fits_model(index: dict, pipeline, data_dir: str | os.PathLike) ->
         )
     if settings["vae_fingerprint"] != vae_fingerprint(pipeline.vae):
         raise DataError(
-            f"{data_dir} was encoded with another VAE (model {index['model']}); its latents mean nothing to "
-            "this model's VAE: prepare the videos again with this --model."
+            literal(f"{data_dir} was encoded with another VAE (model {index['model']}); its latents mean nothing ")
+            + "to this model's VAE: prepare the videos again with this {model}.",
+            settings={"model": None},
         )
 
 
