@@ -14,15 +14,19 @@ from .base import seeds
 from .base.options import add_subcommand, check, from_arguments, option
 from .defaults import (
     DECODERS,
+    DEFAULT_FIT,
+    DEFAULT_FPS,
     DEFAULT_NUM_FRAMES,
     DEFAULT_SAMPLER,
+    FIT_MODES,
+    MAX_FPS,
+    MIN_FPS,
     NUM_TRAIN_TIMESTEPS,
     SAMPLER_NAMES,
     TINY_RANDOM,
+    VIDEO_FORMATS,
     ModelSettings,
 )
-from .image import DEFAULT_FIT, FIT_MODES
-from .video import DEFAULT_FPS, MAX_FPS, MIN_FPS, VIDEO_FORMATS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,10 @@ import argparse
 import sys
 import traceback
 
-from .image import PHOTO_SUFFIXES  # noqa: F401  (kept importable from here)
+from .base.lazy import lazy_attributes
+
+# PHOTO_SUFFIXES is kept importable from here, as before; read on first use, so that `--help` loads no PIL.
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), {"PHOTO_SUFFIXES": "fashionflow.image"})
 
 
 def build_parser() -> argparse.ArgumentParser:

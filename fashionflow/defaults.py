@@ -2,7 +2,8 @@
 in a module that imports nothing heavy (no torch, no diffusers: `--help` answers at once).
 
 The library modules take these values from here (the pipeline, the schedulers, the models,
-loading); tests/test_batch.py checks that each agrees with what its module works with.
+loading, image.py, video.py); tests/test_batch.py checks that each agrees with what its module
+works with.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ PREDICTION_TYPES = ("epsilon", "v_prediction")  # schedulers.PREDICTION_TYPES: w
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # loading.DTYPES
 ATTENTION_BACKENDS = ("auto", "sdpa", "xformers")  # models.attention_backend
 DECODERS = ("full", "tiny")  # the VAE's decoder, or TAESD for quick previews (runtime.DECODERS)
+# How a photo fills the model's frame (image.frame_image): keep it whole with margins, cut it, or squeeze it.
+FIT_MODES = ("pad", "crop", "stretch")
+DEFAULT_FIT = "pad"
+VIDEO_FORMATS = ("mp4", "gif")  # what video.export_video writes
+DEFAULT_FPS = 25
+# Frame rates a video may have: browsers and GIF timing (10 ms units) cope with these. The app's
+# slider, the pipeline and the writer all check against these two numbers.
+MIN_FPS, MAX_FPS = 1, 60
 
 
 @dataclass(frozen=True, kw_only=True)

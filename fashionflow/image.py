@@ -31,11 +31,10 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .base.errors import PHOTO, FashionFlowError
+from .defaults import DEFAULT_FIT, FIT_MODES
 
 logger = logging.getLogger(__name__)
 
-FIT_MODES = ("pad", "crop", "stretch")
-DEFAULT_FIT = "pad"
 MIN_SIDE = 128  # pixels; smaller photos hold too little detail for a 640 x 512 frame
 MAX_PIXELS = 250_000_000  # 250 MP: today's largest phone sensors take 200 MP photos
 MAX_FILE_BYTES = 50 * 2**20

@@ -103,7 +103,7 @@ class AncestralDDPMScheduler(DDPMScheduler):
 # name -> (scheduler class, settings on top of the published schedule, default steps)
 SAMPLERS: dict[str, tuple[type[SchedulerMixin], dict, int]] = {
     # The authors' sampler: ancestral DDPM with the posterior variance beta~_t, every step.
-    "ddpm": (AncestralDDPMScheduler, dict(variance_type="fixed_small", clip_sample=False), 1000),
+    "ddpm": (AncestralDDPMScheduler, dict(variance_type="fixed_small", clip_sample=False), NUM_TRAIN_TIMESTEPS),
     # Fast samplers. "trailing" spacing starts at t = 999, the pure-noise end the model was
     # trained to start from, whatever the number of steps.
     "ddim": (DDIMScheduler, dict(clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing"), 50),

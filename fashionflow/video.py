@@ -17,12 +17,7 @@ from PIL import Image
 
 from .base import files
 from .base.errors import OUTPUT, FashionFlowError
-
-VIDEO_FORMATS = ("mp4", "gif")
-DEFAULT_FPS = 25
-# Frame rates a video may have: browsers and GIF timing (10 ms units) cope with these. The app's
-# slider, the pipeline and the writer all check against these two numbers.
-MIN_FPS, MAX_FPS = 1, 60
+from .defaults import DEFAULT_FPS, MAX_FPS, MIN_FPS, VIDEO_FORMATS  # where `--help` reads them without numpy
 
 
 def boomerang(frames: Sequence) -> list:

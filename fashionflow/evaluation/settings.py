@@ -8,10 +8,18 @@ from dataclasses import dataclass
 
 from ..base import seeds
 from ..base.options import option
-from ..defaults import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_SAMPLER, NUM_TRAIN_TIMESTEPS, SAMPLER_NAMES
+from ..defaults import (
+    DEFAULT_DECODE_CHUNK_SIZE,
+    DEFAULT_FIT,
+    DEFAULT_FPS,
+    DEFAULT_SAMPLER,
+    FIT_MODES,
+    MAX_FPS,
+    MIN_FPS,
+    NUM_TRAIN_TIMESTEPS,
+    SAMPLER_NAMES,
+)
 from ..hub import DEFAULT_CACHE
-from ..image import DEFAULT_FIT, FIT_MODES
-from ..video import DEFAULT_FPS, MAX_FPS, MIN_FPS
 from .registry import DEFAULT_CLIP_FRAMES, GENERATED_FORMATS, MAX_CLIPS
 
 

@@ -12,13 +12,12 @@ from pathlib import Path
 
 from ..base import seeds
 from ..base.options import option
-from ..defaults import DEFAULT_MODEL, DEFAULT_SAMPLER, NUM_TRAIN_TIMESTEPS, SAMPLER_NAMES
+from ..defaults import DEFAULT_MODEL, DEFAULT_NUM_FRAMES, DEFAULT_SAMPLER, FIT_MODES, NUM_TRAIN_TIMESTEPS, SAMPLER_NAMES
 from ..defaults import PREDICTION_TYPES as PREDICTION_TYPES  # "epsilon" (the noise) or "v_prediction" (the velocity)
-from ..image import FIT_MODES
 
 # prepare
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
-DEFAULT_FRAMES = 70
+DEFAULT_FRAMES = DEFAULT_NUM_FRAMES  # the paper's clip length, the published model's
 DEFAULT_PREPARE_FIT = "pad"  # generation's default: training sees frames fitted the way users' photos will be
 
 # train
