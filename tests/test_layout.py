@@ -1,5 +1,5 @@
 """The layout's promises: the bottom layer imports nothing else of FashionFlow, no module imports
-itself back through others (deferred imports included), and `--help` stays light."""
+itself back through others (deferred imports included), and `--help` stays light (no torch, numpy or PIL)."""
 
 from __future__ import annotations
 
@@ -66,11 +66,20 @@ def test_no_import_cycles():
     assert not cycles, "\n".join(" -> ".join(cycle) for cycle in cycles)
 
 
-def test_help_imports_nothing_heavy():
+def loaded_by_help(modules: tuple[str, ...]) -> str:
+    """Which of `modules` a fresh process has imported once it has built the command line's parser."""
     code = (
         "import sys; from fashionflow.cli import build_parser; build_parser(); "
-        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'accelerate', 'gradio') if m in sys.modules))"
+        f"print(sorted(m for m in {modules!r} if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    return done.stdout.strip()
+
+
+def test_help_imports_nothing_heavy():
+    assert loaded_by_help(("torch", "diffusers", "transformers", "accelerate", "gradio")) == "[]"
+
+
+def test_help_reads_photo_and_video_choices_without_numpy_or_pil():
+    assert loaded_by_help(("numpy", "PIL")) == "[]"
