@@ -10,12 +10,10 @@ The folder appears complete or not at all: it is assembled beside the target and
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -185,6 +183,9 @@ def _hub_endpoint() -> str:
 
 def _unreachable(endpoint: str, timeout: float = 10) -> str | None:
     """None when `endpoint` answers at all (any HTTP status); else why not, in words."""
+    import http.client  # here, not at the top: `--help` reads this module's constants without the HTTP client
+    import urllib.request
+
     request = urllib.request.Request(endpoint, method="HEAD", headers={"User-Agent": "fashionflow-downloader"})
     try:
         urllib.request.urlopen(request, timeout=timeout).close()
@@ -244,6 +245,8 @@ def download_file(
     The data goes to `destination.part` and is renamed only when complete and checked, so an
     interrupted download never leaves a file that looks finished; the next call resumes it.
     """
+    import http.client
+
     destination = Path(destination)
     if destination.is_file():
         digest = file_sha256(destination)
@@ -277,6 +280,8 @@ def download_file(
 
 
 def _fetch_into(url: str, partial: Path, progress: DownloadProgress | None = None) -> None:
+    import urllib.request
+
     from tqdm.auto import tqdm
 
     offset = partial.stat().st_size if partial.exists() else 0
