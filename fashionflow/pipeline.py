@@ -454,9 +454,7 @@ class FashionFlowPipeline(DiffusionPipeline):
             if output_type == "latent":
                 raise ValueError('output_path needs decoded frames: it cannot go with output_type="latent".')
             if Path(output_path).suffix.lower().lstrip(".") not in VIDEO_FORMATS:
-                raise ValueError(
-                    f"output_path must end in {' or '.join('.' + f for f in VIDEO_FORMATS)}; got {str(output_path)!r}."
-                )
+                raise ValueError(f"output_path must end in .mp4 or .gif; got {str(output_path)!r}.")
             if not MIN_FPS <= fps <= MAX_FPS:
                 raise ValueError(f"fps must be between {MIN_FPS} and {MAX_FPS}; got {fps!r}.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)

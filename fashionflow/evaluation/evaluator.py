@@ -139,20 +139,67 @@ def evaluate(
             clips["isv"] = {"generated": isv_generated.counts()}
 
     # 4. Features: each clip list read once, fed to every detector that needs it
+    jobs: dict[int, tuple[ClipSelection, list]] = {}
+    statistics: dict[tuple[str, str], FeatureStatistics] = {}
+
+    def feed(selection: ClipSelection | None, spec: DetectorSpec, side: str, keep_all: bool) -> None:
+        if selection is None:
+            return
+        stats = statistics[(spec.name, side)] = FeatureStatistics(keep_all=keep_all)
+        module = load_detector(detectors[spec.name], device)
+        jobs.setdefault(id(selection), (selection, []))[1].append((side, spec.name, module, spec.kwargs, stats))
+
     real_cache = None
-    if "i3d" in detectors and settings.cache_real_statistics:
-        real_cache = real_statistics_path(cache_root / "statistics", fvd_real, detectors["i3d"], real_folder.root)
-        clips["fvd"]["real"]["statistics_cache"] = str(real_cache)
-    wanted = [
-        (I3D, "real", fvd_real, False),
-        (I3D, "generated", fvd_generated, False),
-        (C3D, "generated", isv_generated, True),  # video IS needs every clip's class probabilities
-    ]
-    wanted = [w for w in wanted if w[2] is not None]  # the clips of a metric that cannot run were not selected
-    statistics = _feature_statistics(wanted, detectors, device, settings, real_cache, show_progress)
+    if "i3d" in detectors:
+        if settings.cache_real_statistics:
+            real_cache = real_statistics_path(cache_root / "statistics", fvd_real, detectors["i3d"], real_folder.root)
+            clips["fvd"]["real"]["statistics_cache"] = str(real_cache)
+        if real_cache is not None and real_cache.is_file():
+            statistics[("i3d", "real")] = FeatureStatistics.load(real_cache)
+        else:
+            feed(fvd_real, I3D, "real", keep_all=False)
+        feed(fvd_generated, I3D, "generated", keep_all=False)
+    if "c3d" in detectors:
+        feed(isv_generated, C3D, "generated", keep_all=True)
+    for selection, consumers in jobs.values():
+        side, names = consumers[0][0], "+".join(c[1] for c in consumers)
+        extract_features(
+            selection.clips,
+            [(m, kw, s) for _, _, m, kw, s in consumers],
+            device,
+            settings.batch_size,
+            settings.num_workers,
+            desc=f"{side} clips ({names})",
+            show_progress=show_progress,
+        )
+
+    if real_cache is not None and not real_cache.is_file():
+        statistics[("i3d", "real")].save(real_cache)
 
     # 5. Scores
-    warnings += _scores(report, statistics, fvd_real, fvd_generated, isv_generated)
+    if "i3d" in detectors:
+        mu_r, sigma_r = statistics[("i3d", "real")].mean_and_covariance()
+        mu_g, sigma_g = statistics[("i3d", "generated")].mean_and_covariance()
+        distance = frechet_distance(mu_g, sigma_g, mu_r, sigma_r)
+        report["fvd"] = distance.value
+        warnings += [f"FVD: {w}" for w in distance.warnings]
+        features = statistics[("i3d", "real")].num_features
+        fewest = min(len(fvd_real.clips), len(fvd_generated.clips))
+        if fewest < features:
+            warnings.append(
+                f"FVD from {len(fvd_real.clips)} real and {len(fvd_generated.clips)} generated clips, fewer than the "
+                f"{features} I3D features: the covariances are singular and FVD is noisy. Compare only FVDs "
+                f"computed on the same clips (StyleGAN-V's protocol uses {MAX_CLIPS} per side)."
+            )
+    if "c3d" in detectors:
+        mean, std = inception_score(statistics[("c3d", "generated")].all_features(), ISV_SPLITS, ISV_SHUFFLE_SEED)
+        report["isv"], report["isv_std"] = mean, std
+        classes = statistics[("c3d", "generated")].num_features
+        if len(isv_generated.clips) < classes:
+            warnings.append(
+                f"Video IS from {len(isv_generated.clips)} clips, fewer than the C3D's {classes} classes: "
+                f"each of the {ISV_SPLITS} splits is small and IS is biased low (StyleGAN-V uses {MAX_CLIPS} clips)."
+            )
 
     # 6. Per-frame metrics over the pairs
     per_video = {}
@@ -200,78 +247,6 @@ def real_statistics_path(folder: Path, selection: ClipSelection, detector: Detec
     key = json.dumps([items, detector.sha256, I3D.kwargs, "fashionflow-fvd-statistics-1"], sort_keys=True)
     digest = hashlib.md5(key.encode()).hexdigest()
     return folder / f"{root.resolve().name}-{detector.name}-{digest}.npz"
-
-
-def _feature_statistics(
-    wanted: list[tuple[DetectorSpec, str, ClipSelection, bool]],
-    detectors: dict[str, DetectorFile],
-    device: torch.device,
-    settings: EvaluationSettings,
-    real_cache: Path | None,
-    show_progress: bool,
-) -> dict[tuple[str, str], FeatureStatistics]:
-    """(detector, side) -> the statistics of its features over that side's clips, for each of `wanted`
-    (detector, side, clips, keep every feature). Each clip list is read once and fed to every detector
-    that wants it; the real clips' I3D statistics come from `real_cache` when it is there, else are
-    saved to it."""
-    statistics: dict[tuple[str, str], FeatureStatistics] = {}
-    jobs: dict[int, tuple[ClipSelection, list]] = {}
-    for spec, side, selection, keep_all in wanted:
-        if (spec.name, side) == ("i3d", "real") and real_cache is not None and real_cache.is_file():
-            statistics[(spec.name, side)] = FeatureStatistics.load(real_cache)
-            continue
-        stats = statistics[(spec.name, side)] = FeatureStatistics(keep_all=keep_all)
-        module = load_detector(detectors[spec.name], device)
-        jobs.setdefault(id(selection), (selection, []))[1].append((side, spec.name, module, spec.kwargs, stats))
-    for selection, consumers in jobs.values():
-        side, names = consumers[0][0], "+".join(c[1] for c in consumers)
-        extract_features(
-            selection.clips,
-            [(m, kw, s) for _, _, m, kw, s in consumers],
-            device,
-            settings.batch_size,
-            settings.num_workers,
-            desc=f"{side} clips ({names})",
-            show_progress=show_progress,
-        )
-    if real_cache is not None and not real_cache.is_file():
-        statistics[("i3d", "real")].save(real_cache)
-    return statistics
-
-
-def _scores(
-    report: dict,
-    statistics: dict[tuple[str, str], FeatureStatistics],
-    fvd_real: ClipSelection | None,
-    fvd_generated: ClipSelection | None,
-    isv_generated: ClipSelection | None,
-) -> list[str]:
-    """Put FVD and video IS into `report` (those whose clips were selected); the warnings about them."""
-    warnings = []
-    if fvd_real is not None:
-        mu_r, sigma_r = statistics[("i3d", "real")].mean_and_covariance()
-        mu_g, sigma_g = statistics[("i3d", "generated")].mean_and_covariance()
-        distance = frechet_distance(mu_g, sigma_g, mu_r, sigma_r)
-        report["fvd"] = distance.value
-        warnings += [f"FVD: {w}" for w in distance.warnings]
-        features = statistics[("i3d", "real")].num_features
-        fewest = min(len(fvd_real.clips), len(fvd_generated.clips))
-        if fewest < features:
-            warnings.append(
-                f"FVD from {len(fvd_real.clips)} real and {len(fvd_generated.clips)} generated clips, fewer than the "
-                f"{features} I3D features: the covariances are singular and FVD is noisy. Compare only FVDs "
-                f"computed on the same clips (StyleGAN-V's protocol uses {MAX_CLIPS} per side)."
-            )
-    if isv_generated is not None:
-        mean, std = inception_score(statistics[("c3d", "generated")].all_features(), ISV_SPLITS, ISV_SHUFFLE_SEED)
-        report["isv"], report["isv_std"] = mean, std
-        classes = statistics[("c3d", "generated")].num_features
-        if len(isv_generated.clips) < classes:
-            warnings.append(
-                f"Video IS from {len(isv_generated.clips)} clips, fewer than the C3D's {classes} classes: "
-                f"each of the {ISV_SPLITS} splits is small and IS is biased low (StyleGAN-V uses {MAX_CLIPS} clips)."
-            )
-    return warnings
 
 
 def _fingerprint(path: Path) -> list:

@@ -10,7 +10,7 @@ from typing import Any
 from ..base import seeds
 from ..base.environment import NumberRefused, truth
 from ..base.environment import whole_number as parse_whole_number
-from ..defaults import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES, NUM_TRAIN_TIMESTEPS
+from ..defaults import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES
 from ..image import DEFAULT_FIT, FIT_MODES
 from ..schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps
 from ..video import DEFAULT_FPS, MAX_FPS, MIN_FPS
@@ -24,7 +24,7 @@ class Limits:
     # Twice the published 70 frames: the model was trained on 70-frame clips and memory grows
     # with the length (temporal attention), so longer asks mostly buy out-of-memory errors.
     max_frames: int = 140
-    max_steps: int = NUM_TRAIN_TIMESTEPS  # the training schedule's length: no sampler can take more
+    max_steps: int = 1000  # the training schedule's length: no sampler can take more
     min_fps: int = MIN_FPS
     max_fps: int = MAX_FPS
     # the range of seeds drawn for the page (base/seeds.py): what a number box carries exactly and a person copies
