@@ -30,6 +30,8 @@ def run_prepare(args: argparse.Namespace) -> int:
         f"Prepared {summary.clips} clip(s) from {summary.prepared} of {summary.videos} video(s) in {config.output}"
         + (f" ({summary.done_before} done by an earlier run)." if summary.done_before else ".")
     )
+    for shard, problem in summary.remade:
+        print(f"  remade {shard}: it was damaged ({problem})")
     for video, reason in summary.skipped:
         print(f"  skipped {video}: {reason}")
     return 0
