@@ -284,7 +284,8 @@ def _train(config: TrainConfig, show_progress: bool, held: contextlib.ExitStack)
                 if ema is not None:
                     ema.step(denoiser.parameters())
                 if not math.isfinite(step_loss):
-                    raise _diverged(step_loss, step, list_checkpoints(run_dir))
+                    videos = sorted({dataset.clips[i]["source"] for i in batch["index"].tolist()})
+                    raise _diverged(step_loss, step, list_checkpoints(run_dir), videos)
                 last_loss = step_loss
                 interval_losses.append(step_loss)
                 bar.update()
@@ -577,8 +578,9 @@ def _start_branch(accelerator, run_dir: Path, checkpoint: Path, damaged: list[tu
         )
 
 
-def _diverged(loss: float, step: int, kept: list[Path]) -> TrainingStopped:
-    """The loss became NaN or infinite: what was kept, and what to change."""
+def _diverged(loss: float, step: int, kept: list[Path], videos: list[str]) -> TrainingStopped:
+    """The loss became NaN or infinite: the videos of the batch (whose latents were checked finite as they were
+    read, so the model diverged), what was kept, and what to change."""
     advice = "try a lower {learning_rate}, {max_grad_norm}, or bf16 instead of fp16 ({mixed_precision})."
     settings: dict[str, object] = {"learning_rate": None, "max_grad_norm": 1, "mixed_precision": None}
     if kept:
@@ -586,8 +588,10 @@ def _diverged(loss: float, step: int, kept: list[Path]) -> TrainingStopped:
         where = f"The last good checkpoint is {literal(kept[-1])} (resume from it: {{resume}}); "
     else:
         where = "No checkpoint had been saved yet; "
+    batch = f" (the last batch's clips, from {literal(', '.join(videos))}, held finite values: the model diverged)"
     return TrainingStopped(
-        f"The loss became {loss} at step {step}: training stopped. {where}{advice}", settings=settings
+        f"The loss became {loss} at step {step}{batch if videos else ''}: training stopped. {where}{advice}",
+        settings=settings,
     )
 
 
