@@ -261,7 +261,7 @@ def safetensors_header(path: str | os.PathLike) -> dict[str, dict]:
             raise DamagedFile(f"it is {size} bytes long, too short for a safetensors file")
         (length,) = struct.unpack("<Q", start)
         if length > min(size - 8, 100_000_000):
-            raise DamagedFile("its header is damaged or the file is cut short")
+            raise DamagedFile(f"it holds {size:,} bytes, fewer than its header needs (cut short or damaged)")
         try:
             header = json.loads(file.read(length))
         except ValueError:

@@ -389,6 +389,9 @@ def check_report_path(path: str | os.PathLike) -> None:
     path = Path(path)
     if path.is_dir():
         raise ReportNotWritable(f"Cannot write the report to {path}: it is a folder; give a file name (metrics.json).")
+    blocking = next((p for p in path.parents if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ReportNotWritable(f"Cannot write the report to {path}: {blocking} is a file, not a folder.")
     try:
         check_writable(path.parent)
     except OSError as error:

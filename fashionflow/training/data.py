@@ -375,11 +375,13 @@ def prepare_dataset(
     if lost:
         named = "; ".join(f"{shard} (from {source}): {problem}" for shard, source, problem in lost[:5])
         more = f"; and {len(lost) - 5} more" if len(lost) > 5 else ""
-        raise DataError(
+        error = DataError(
             f"{len(lost)} prepared shard(s) in {literal(output)} are damaged, and their videos are not in "
             f"{literal(videos)} to make them again: {literal(named)}{more}. Put those videos back and run prepare "
             "again, or prepare into a new folder."
         )
+        error.summary = summary  # what was done all the same
+        raise error
     return summary
 
 

@@ -333,6 +333,9 @@ def _train(config: TrainConfig, show_progress: bool, held: contextlib.ExitStack)
                     break
             else:
                 epoch, batches_done = epoch + 1, 0
+    except Exception:
+        bar.close()  # the error then reads on a line of its own
+        raise
     except KeyboardInterrupt:
         bar.close()
         if step and saved_step != step:
