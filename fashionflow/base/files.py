@@ -261,7 +261,7 @@ def safetensors_header(path: str | os.PathLike) -> dict[str, dict]:
             raise DamagedFile(f"it is {size} bytes long, too short for a safetensors file")
         (length,) = struct.unpack("<Q", start)
         if length > min(size - 8, 100_000_000):
-            raise DamagedFile(f"it holds {size:,} bytes, fewer than its header needs (cut short or damaged)")
+            raise DamagedFile(f"it holds {size:,} bytes, fewer than its header needs: cut short or damaged")
         try:
             header = json.loads(file.read(length))
         except ValueError:
@@ -275,7 +275,7 @@ def safetensors_header(path: str | os.PathLike) -> dict[str, dict]:
         raise DamagedFile("its header is not readable (not a safetensors file, or damaged)") from None
     if 8 + length + end != size:
         raise DamagedFile(
-            f"it holds {size:,} bytes where its header announces {8 + length + end:,} (cut short or damaged)"
+            f"it holds {size:,} bytes where its header announces {8 + length + end:,}: cut short or damaged"
         )
     return header
 

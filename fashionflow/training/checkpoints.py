@@ -176,7 +176,8 @@ def start_branch(run_dir: Path, checkpoint: Path) -> tuple[list[Path], Path | No
         n += 1
         destination = run_dir / ABANDONED / f"{name}-{n}"
     keep = checkpoint.name if checkpoint.parent.resolve() == run_dir.resolve() else None
-    files.write_json(run_dir / BRANCH_JOURNAL, {"step": step, "keep": keep, "to": str(destination)}, sync=True)
+    journal = {"step": step, "keep": keep, "to": destination.relative_to(run_dir).as_posix()}
+    files.write_json(run_dir / BRANCH_JOURNAL, journal, sync=True)
     finish_branch(run_dir)
     return sorted(later, key=step_of_name), destination
 
@@ -186,7 +187,7 @@ def finish_branch(run_dir: Path) -> None:
     branch = _read_journal(run_dir)
     if branch is None:
         return
-    destination = Path(branch["to"])
+    destination = run_dir / branch["to"]
     for path in sorted(run_dir.iterdir()):
         if CHECKPOINT_PATTERN.match(path.name) and step_of_name(path) >= branch["step"] and path.name != branch["keep"]:
             destination.mkdir(parents=True, exist_ok=True)

@@ -73,10 +73,11 @@ KEPT_ON_RESUME = (
     "model", "init", "batch_size", "gradient_accumulation_steps", "loss_reduction", "mixed_precision", "ema", "seed",
     "validation_videos",
 )  # fmt: skip
-# What a resume may change, taking effect from its first step (besides the validation and logging settings).
+# What a resume may change, taking effect from its first step (and the validation settings but validation_videos).
 CHANGEABLE_ON_RESUME = (
     "learning_rate", "weight_decay", "lr_schedule", "warmup_steps", "max_grad_norm", "max_steps", "epochs",
-    "max_minutes", "ema_decay", "gradient_checkpointing", "checkpoint_every", "checkpoints_limit",
+    "max_minutes", "ema_decay", "gradient_checkpointing", "checkpoint_every", "checkpoints_limit", "log_every",
+    "num_workers", "report_to", "cpu",
 )  # fmt: skip
 
 
