@@ -306,6 +306,23 @@ def test_shards_of_other_shapes_or_values_are_named_and_a_shard_without_its_vide
     assert load_file(first)["clip0.latents"].abs().max() < 100
 
 
+def test_a_video_whose_latents_come_out_nan_is_skipped_and_named(videos, tmp_path, capsys, monkeypatch):
+    from fashionflow.training import data as data_module
+
+    encode, encoded = data_module.encode_video, []
+
+    def nan_for_the_second_video(*args, **kwargs):
+        encoded.append(1)
+        latents = encode(*args, **kwargs)
+        return latents * float("nan") if len(encoded) == 2 else latents
+
+    monkeypatch.setattr(data_module, "encode_video", nan_for_the_second_video)
+    assert main(["prepare", str(videos), "-o", str(tmp_path / "data"), "--model", "tiny-random", "--frames", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "Prepared 2 clip(s) from 2 of 3 video(s)" in out
+    assert "skipped clip-0001.mp4: the VAE gave latents with NaN or infinite values" in out
+
+
 # 7: rotated phone videos --------------------------------------------------------------------------------------
 
 

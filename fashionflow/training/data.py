@@ -20,7 +20,8 @@ most partial files (`base.files`), which the next run removes: shards and record
 It also checks what is on the disk: a shard that is missing, cut short, of other shapes than the settings
 say, or whose bytes changed since it was written (its sha256 is in the record) is made again from its
 video; one whose video is gone is named, and the run fails. Rotated phone videos are read upright
-(`video.upright`), and a clip whose latents are not finite is not stored (its video is listed as skipped).
+(`video.upright`), and a clip whose latents are NaN or beyond any VAE's range is not stored (its video is
+listed as skipped).
 Under `accelerate launch` the pending videos are split between the processes; nothing is gathered.
 """
 
@@ -342,9 +343,9 @@ def prepare_dataset(
                 pixels = torch.stack([image_to_tensor(frame) for frame in framed])  # (f, 3, H, W) in [0, 1]
                 tensors[f"clip{k}.latents"] = encode_video(vae, pixels, generator, encode_batch_size)
                 tensors[f"clip{k}.still"] = (pixels[0] * 255).round().to(torch.uint8).contiguous()
-            unusable = [k for k in range(len(windows)) if not torch.isfinite(tensors[f"clip{k}.latents"]).all()]
-            if unusable:
-                reason = f"the VAE gave latents that are not finite (NaN or infinity) for clip(s) {unusable}"
+            unusable = [k for k in range(len(windows)) if latents_problem(tensors[f"clip{k}.latents"])]
+            if unusable:  # nothing a model could learn from (a VAE in too low a precision, say)
+                reason = f"the VAE gave latents with {latents_problem(tensors[f'clip{unusable[0]}.latents'])}"
                 record.update(status="skipped", reason=reason)
                 write_json(records / f"{vid}.json", record)
                 continue
@@ -416,6 +417,7 @@ def _forget_damaged(
 
 
 def _values_problem(shard: Path) -> str | None:
+    """`latents_problem` of every clip of a shard (a whole read: for shards written without a checksum)."""
     from safetensors import safe_open
 
     try:
@@ -423,7 +425,7 @@ def _values_problem(shard: Path) -> str | None:
             for key in file.keys():
                 if key.endswith(".latents") and (problem := latents_problem(file.get_tensor(key))):
                     return f"its {key} holds {problem}"
-    except Exception as error:  # noqa: BLE001  (safetensors' own error types)
+    except Exception as error:  # safetensors' own error types
         return f"it cannot be read ({error})"
     return None
 

@@ -548,6 +548,7 @@ def _apply_settings(accelerator, config: TrainConfig, optimizer, lr_scheduler, e
         )
     schedule = getattr(lr_scheduler, "scheduler", lr_scheduler)  # accelerate's wrapper holds the torch schedule
     schedule.base_lrs = [config.learning_rate for _ in optimizer.param_groups]
+    # every schedule diffusers' get_scheduler makes is a LambdaLR: the rate is base * rule(step)
     rates = [base * rule(schedule.last_epoch) for base, rule in zip(schedule.base_lrs, schedule.lr_lambdas)]
     for group, rate in zip(optimizer.param_groups, rates):
         group["lr"] = rate
