@@ -200,7 +200,7 @@ def test_an_emptied_history_comes_back_and_every_file_is_synced_before_its_renam
 
     assert steps(run) == [1, 2, 3, 4, 5, 6] and metrics(run)[:4] == history
     # every file of the run is replaced whole: written beside, on the disk, renamed, and the rename on the disk
-    targets = {"config.json", "metrics.jsonl", "checkpoint-5", "checkpoint-6"}
+    targets = {"config.json", "metrics.jsonl", "checkpoint-5", "checkpoint-6", "pipeline"}
     into_run = [(a, b, n) for a, b, n in renamed if Path(b).parent == run and Path(b).name in targets]
     assert {Path(b).name for _, b, _ in into_run} == targets
     for source, target, before in into_run:

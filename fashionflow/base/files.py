@@ -132,15 +132,15 @@ def sync_tree(folder: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden staging folder beside `path`; when the block ends without error it replaces
-    `path` (an earlier folder there is removed first), otherwise it is removed."""
+    """Yield a hidden staging folder beside `path`; when the block ends without error it is synced to the
+    disk and replaces `path` (an earlier folder there is removed first), otherwise it is removed."""
     path = Path(path)
     staging = partial_path(path)
     clear_folder(staging)
     staging.mkdir(parents=True)
     try:
         yield staging
-        replace_folder(staging, path)
+        replace_folder(staging, path, sync=True)
     finally:
         _remove(staging)
 
