@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .base.errors import MISSING, FashionFlowError
+from .base.errors import MISSING, REFUSED_PICKLE, FashionFlowError, is_refused_pickle, literal
 from .defaults import DEFAULT_MODEL, DTYPE_NAMES, TINY_RANDOM, ModelSettings
 from .runtime import configure_cpu_threads
 
@@ -92,7 +92,16 @@ def load_pipeline(
             pipeline = FashionFlowPipeline.from_pretrained(model)
         except UnsupportedPredictionTypeError as error:
             raise unsupported_model_error(model, error) from None
-        except (OSError, ValueError, KeyError) as error:
+        except Exception as error:
+            if is_refused_pickle(error):  # never torch's advice to load it anyway
+                pickles = ", ".join(p.relative_to(model).as_posix() for p in _pickled_files(Path(model)))
+                raise FashionFlowError(
+                    f"The model folder {literal(model)} cannot be loaded: {pickles or 'a pickled file in it'} "
+                    f"{REFUSED_PICKLE}. A folder of weights needs none: use one with safetensors weights, or fetch "
+                    "it again from a source you trust."
+                ) from None
+            if not isinstance(error, (OSError, ValueError, KeyError)):
+                raise
             raise WeightsNotFoundError(
                 f"The model folder {model} is incomplete or damaged ({error}). "
                 "Run `python -m fashionflow download --force` to fetch it again."
@@ -158,6 +167,10 @@ def unsupported_model_error(model: str, error):
         + ".",
         error.prediction_type,
     )
+
+
+def _pickled_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt"))
 
 
 def looks_like_hub_id(name: str) -> bool:

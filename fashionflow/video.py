@@ -1,8 +1,9 @@
-"""Writing and checking videos: MP4 (H.264, yuv420p: plays in every browser) and GIF."""
+"""Writing and checking videos: MP4 (H.264, yuv420p: plays in every browser) and GIF; reading frames upright."""
 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import signal
@@ -200,6 +201,34 @@ class VideoInfo:
 
 
 _DECODE_EVERY_FRAME = ("-map", "0:v:0", "-vf", "null", "-f", "null", "-")  # counts the frames that really decode
+
+
+def upright(frame) -> np.ndarray:
+    """A decoded PyAV frame as RGB (height, width, 3) uint8, turned and flipped the way players show it.
+
+    Phones store a video as the sensor saw it and record how to show it in a display matrix (a
+    rotation of 90, 180 or 270 degrees, maybe a mirror). This applies it exactly as ffmpeg's own
+    player and converter do (fftools: `get_rotation`, then transpose / hflip / vflip)."""
+    pixels = frame.to_ndarray(format="rgb24")
+    matrix = next((data for data in frame.side_data if data.type.name == "DISPLAYMATRIX"), None)
+    if matrix is None:
+        return pixels
+    m = np.frombuffer(memoryview(matrix), dtype=np.int32)[:9].astype(np.float64) / 65536  # 16.16 fixed point
+    scale_x, scale_y = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if not (scale_x and scale_y):
+        return pixels
+    theta = float(round(math.degrees(math.atan2(m[1] / scale_y, m[0] / scale_x))))  # clockwise, as ffmpeg turns it
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    if abs(theta - 90) < 1:
+        pixels = pixels.transpose(1, 0, 2) if m[3] > 0 else np.rot90(pixels, -1)  # transpose=cclock_flip / clock
+    elif abs(theta - 270) < 1:
+        pixels = np.rot90(pixels, 2).transpose(1, 0, 2) if m[3] < 0 else np.rot90(pixels, 1)  # clock_flip / cclock
+    elif abs(theta - 180) < 1 or abs(theta) < 1:  # upside down, or mirrored (other angles: no camera makes them)
+        if abs(theta - 180) < 1 and m[0] < 0:
+            pixels = pixels[:, ::-1]
+        if m[4] < 0:
+            pixels = pixels[::-1]
+    return np.ascontiguousarray(pixels)
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:

@@ -109,15 +109,46 @@ def kind_of(error: BaseException) -> Kind:
         return error.kind
     if isinstance(error, FileNotFoundError):
         return MISSING
-    if isinstance(error, ValueError):  # how Python code says an argument cannot be used
+    if isinstance(error, ValueError) or is_refused_pickle(error):  # how Python code says an argument cannot be used
         return INPUT
     return INTERNAL
+
+
+# How writers other than Python's own say that the disk is full: safetensors quotes the system's error, and
+# torch's checkpoint writer ("PytorchStreamWriter") only notices that fewer bytes were written than it gave.
+DISK_FULL_WORDS = ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")
+TORCH_WRITE_FAILED = ("unexpected pos", "PytorchStreamWriter failed writing file")
 
 
 def is_disk_full(error: BaseException) -> bool:
     if getattr(error, "reason", None) == "disk-full":
         return True
-    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(error)
+    if isinstance(error, RuntimeError) and any(words in text for words in TORCH_WRITE_FAILED):
+        return True
+    return any(words in text for words in DISK_FULL_WORDS)
+
+
+def is_refused_pickle(error: BaseException) -> bool:
+    """torch.load(weights_only=True) refused a pickle that holds more than tensors (code, objects):
+    nothing in it ran. Its message advises turning the safety off, which is never passed on."""
+    import pickle
+
+    seen = set()
+    while error is not None and id(error) not in seen:  # also when a loader wrapped it in its own error
+        if isinstance(error, pickle.UnpicklingError) and "weights_only" in str(error).lower():
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+REFUSED_PICKLE = (
+    "holds Python objects besides tensors, and those are never loaded, since loading them could run code "
+    "hidden in the file (nothing in it ran)"
+)
 
 
 def exit_status(error: BaseException) -> int:
@@ -150,6 +181,11 @@ def explain(
         message = "The disk is full. Free some space, or write to another folder, and try again."
     elif kind is INTERRUPTED:
         message = "Interrupted."
+    elif is_refused_pickle(error):
+        message = (
+            f"A file {REFUSED_PICKLE}. Files of weights need none: use safetensors files, or files from a source "
+            "you trust."
+        )
     elif kind is MISSING and getattr(error, "filename", None):
         message = f"No such file or folder: {error.filename}."
     elif kind in (MISSING, INPUT):

@@ -73,12 +73,14 @@ def add_command(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from . import evaluate, format_table, generate_test_videos, write_report
+    from .evaluator import check_report_path
 
     metrics = from_arguments(EvaluationSettings, args)
     command = from_arguments(EvaluateSettings, args, device=metrics.device)
     protocol = from_arguments(ProtocolSettings, args, fit=metrics.fit)
     for settings in (command, metrics, protocol):
         check(settings)
+    check_report_path(command.json)  # before hours of features, not after
 
     summary = None
     if command.model is not None or command.test_videos is not None:
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(real, generated, command.metrics, command.i3d, command.c3d, metrics)
     if summary is not None:
         report["generation"] = summary
+    print(format_table(report))  # first: the metrics are seen even if the report cannot be written
     write_report(report, command.json)
-    print(format_table(report))
     print(f"Written: {command.json}")
     return 1 if summary is not None and summary["failed"] else 0

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..base.errors import INPUT, FashionFlowError
-from ..base.files import write_json
+from ..base.errors import INPUT, OUTPUT, FashionFlowError, is_disk_full
+from ..base.files import check_writable, write_json
 from ..base.options import check
 from ..hub import DEFAULT_CACHE
 from ..loading import best_device
@@ -44,11 +44,21 @@ from .settings import EvaluationSettings
 from .statistics import FeatureStatistics
 from .videos import NoVideosError, VideoReadError, find_videos
 
+# In the key of cached real statistics: 2 since rotated phone videos are read upright (their earlier entries
+# were computed on sideways frames).
+STATISTICS_VERSION = "fashionflow-fvd-statistics-2"
+
 
 class MetricUnavailableError(FashionFlowError, ValueError):
     """A metric that was asked for cannot be computed on these folders; the message says why."""
 
     kind = INPUT
+
+
+class ReportNotWritable(FashionFlowError, OSError):
+    """Where the report goes cannot be written; the message says where and why."""
+
+    kind = OUTPUT
 
 
 def evaluate(
@@ -149,13 +159,14 @@ def evaluate(
         module = load_detector(detectors[spec.name], device)
         jobs.setdefault(id(selection), (selection, []))[1].append((side, spec.name, module, spec.kwargs, stats))
 
-    real_cache = None
+    real_cache = cached = None
     if "i3d" in detectors:
         if settings.cache_real_statistics:
             real_cache = real_statistics_path(cache_root / "statistics", fvd_real, detectors["i3d"], real_folder.root)
             clips["fvd"]["real"]["statistics_cache"] = str(real_cache)
-        if real_cache is not None and real_cache.is_file():
-            statistics[("i3d", "real")] = FeatureStatistics.load(real_cache)
+            cached = _read_cached_statistics(real_cache, warnings)
+        if cached is not None:
+            statistics[("i3d", "real")] = cached
         else:
             feed(fvd_real, I3D, "real", keep_all=False)
         feed(fvd_generated, I3D, "generated", keep_all=False)
@@ -173,8 +184,17 @@ def evaluate(
             show_progress=show_progress,
         )
 
-    if real_cache is not None and not real_cache.is_file():
-        statistics[("i3d", "real")].save(real_cache)
+    if real_cache is not None and cached is None:
+        try:
+            statistics[("i3d", "real")].save(real_cache)
+        except Exception as error:  # a cache that cannot be written costs the next run time, not this run's metrics
+            if not (isinstance(error, OSError) or is_disk_full(error)):
+                raise
+            why = "the disk is full" if is_disk_full(error) else (getattr(error, "strerror", None) or str(error))
+            warnings.append(
+                f"The real clips' statistics could not be cached in {real_cache.parent} ({why}); the metrics are not "
+                "affected, and the next run computes them again."
+            )
 
     # 5. Scores
     if "i3d" in detectors:
@@ -244,9 +264,24 @@ def real_statistics_path(folder: Path, selection: ClipSelection, detector: Detec
     (each clip's video, start, length, and its files' sizes and times; the detector's sha256 and call),
     so that any change to the videos, the clip seed or the detector makes a new entry (StyleGAN-V's md5 key)."""
     items = [(c.video.name, c.start, c.frames, _fingerprint(c.video.path)) for c in selection.clips]
-    key = json.dumps([items, detector.sha256, I3D.kwargs, "fashionflow-fvd-statistics-1"], sort_keys=True)
+    key = json.dumps([items, detector.sha256, I3D.kwargs, STATISTICS_VERSION], sort_keys=True)
     digest = hashlib.md5(key.encode()).hexdigest()
     return folder / f"{root.resolve().name}-{detector.name}-{digest}.npz"
+
+
+def _read_cached_statistics(path: Path, warnings: list[str]) -> FeatureStatistics | None:
+    """The cached statistics at `path`, or None when there are none; a damaged file is removed (and computed again
+    by the caller, which caches the new ones), with a warning."""
+    if not path.is_file():
+        return None
+    try:
+        return FeatureStatistics.load(path)
+    except Exception as error:  # np.load's BadZipFile, a missing array, a cut file, ...
+        warnings.append(
+            f"The cached real statistics {path} were damaged ({type(error).__name__}): computed again and cached anew."
+        )
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _fingerprint(path: Path) -> list:
@@ -349,13 +384,34 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def check_report_path(path: str | os.PathLike) -> None:
+    """Refuse, before any work, a report path that cannot be written (a read-only folder, a file in the way)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ReportNotWritable(f"Cannot write the report to {path}: it is a folder; give a file name (metrics.json).")
+    blocking = next((p for p in path.parents if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ReportNotWritable(f"Cannot write the report to {path}: {blocking} is a file, not a folder.")
+    try:
+        check_writable(path.parent)
+    except OSError as error:
+        raise ReportNotWritable(
+            f"Cannot write the report to {path}: {error.strerror or error}. Choose another --json path."
+        ) from None
+
+
 def write_report(report: dict, path: str | os.PathLike) -> Path:
     """Write the report as JSON (strict: non-finite numbers become null, with a warning), atomically."""
     path = Path(path)
     notes: list[str] = []
     clean = _finite(report, notes)
     clean["warnings"] = clean.get("warnings", []) + notes
-    return write_json(path, clean, indent=2, allow_nan=False)
+    try:
+        return write_json(path, clean, indent=2, allow_nan=False)
+    except OSError as error:
+        if is_disk_full(error):
+            raise
+        raise ReportNotWritable(f"Cannot write the report to {path}: {error.strerror or error}.") from None
 
 
 def _finite(value, warnings: list[str], key: str = ""):

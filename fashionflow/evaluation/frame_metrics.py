@@ -12,14 +12,14 @@ min(generated length, real length) frames.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ..image import frame_image
-from .videos import Video, VideoFolder
+from .videos import Video, VideoFolder, VideoReadError
 
 PAIRED_METRICS = ("ssim", "psnr", "lpips")
 
@@ -82,7 +82,7 @@ class FrameMetrics:
         returns the number of frames compared and each metric's mean over them."""
         per_frame: dict[str, list[float]] = {name: [] for name in self.names}
         frames = 0
-        pairs = zip(generated.iter_frames(), real.iter_frames())
+        pairs = zip(_same_size(generated), _same_size(real))
         while block := list(itertools.islice(pairs, chunk)):
             for name, values in self.update(np.stack([g for g, _ in block]), np.stack([r for _, r in block])).items():
                 per_frame[name].extend(values)
@@ -92,6 +92,19 @@ class FrameMetrics:
     def compute(self) -> dict[str, float]:
         """Mean over every frame scored (inf for PSNR when some frames are identical)."""
         return {name: float(np.mean(values)) for name, values in self.scores.items() if values}
+
+
+def _same_size(video: Video) -> Iterator[np.ndarray]:
+    """The video's frames, refusing (naming the video and the frame) one of another size than the first."""
+    first = None
+    for index, frame in enumerate(video.iter_frames()):
+        first = first or frame.shape
+        if frame.shape != first:
+            raise VideoReadError(
+                f"{video.path}: frame {index} is {frame.shape[1]} x {frame.shape[0]} pixels, but the video's first "
+                f"frames are {first[1]} x {first[0]}; every frame of a video must have one size."
+            )
+        yield frame
 
 
 def _to_float(frames: np.ndarray, device: torch.device) -> torch.Tensor:

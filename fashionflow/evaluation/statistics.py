@@ -70,9 +70,13 @@ class FeatureStatistics:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStatistics:
+        """Statistics `save` wrote; a ValueError (or np.load's own error) for a file that is not whole."""
         with np.load(path, allow_pickle=False) as data:
             stats = cls()
             stats.num_items = int(data["num_items"])
             stats._sum, stats._outer_sum = data["sum"], data["outer_sum"]
-        stats.num_features = stats._sum.shape[0]
+        dims = stats._sum.shape
+        if stats.num_items < 1 or len(dims) != 1 or stats._outer_sum.shape != (dims[0], dims[0]):
+            raise ValueError(f"{path} does not hold feature statistics of one consistent size.")
+        stats.num_features = dims[0]
         return stats

@@ -1,7 +1,8 @@
 """Reading the videos of an evaluation folder: video files, or sub-folders of frame images.
 
 A folder given to `fashionflow evaluate` holds one entry per video, named by its stem:
-- a video file (.mp4, .mov, .webm, .mkv, .avi, ...), decoded with PyAV (ffmpeg) to RGB24;
+- a video file (.mp4, .mov, .webm, .mkv, .avi, ...), decoded with PyAV (ffmpeg) to RGB24, upright (a phone
+  video's display rotation applied, as players do);
 - a sub-folder of frame images sorted by file name (StyleGAN-V's dataset layout).
 Both forms of the same frames give the same uint8 arrays, hence the same metrics.
 """
@@ -18,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..base.errors import INPUT, MISSING, FashionFlowError
+from ..video import upright
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg", ".gif")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -71,7 +73,7 @@ class Video:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 for frame in container.decode(stream):
-                    yield frame.to_ndarray(format="rgb24")
+                    yield upright(frame)  # as players show it (phones record turned)
         except (IndexError, OSError, ValueError) as error:
             raise VideoReadError(f"{self.path} is not a readable video ({error}).") from None
 

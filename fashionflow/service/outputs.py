@@ -18,11 +18,14 @@ logger = logging.getLogger(__name__)
 class OutputStore:
     """Folders for the videos of each job, removed after `max_age_seconds` so the disk does not fill.
 
-    The age counts from a job's last file, and a job still running is never removed. Only
-    folders this class names (`job-...`) are removed, so a folder holding other files is safe.
+    The age counts from a job's last file, and a job still running is never removed. Only folders
+    this class made are removed: each holds a mark file (`MARK`) from its first moment, and a
+    folder without it is never touched, whatever its name (`job-applications/` of the person who
+    chose this output folder stays).
     """
 
     PREFIX = "job-"
+    MARK = ".fashionflow-job"
 
     def __init__(self, root: str | os.PathLike, max_age_seconds: float = 3600, clock: Callable[[], float] = time.time):
         self.root = Path(root)
@@ -38,6 +41,7 @@ class OutputStore:
         self.sweep()
         job = self.root / f"{self.PREFIX}{int(self.clock())}-{uuid.uuid4().hex[:12]}"
         job.mkdir(parents=True)
+        (job / self.MARK).write_text("Made by FashionFlow's app: removed with this folder once its videos are old.\n")
         with self._lock:
             self._running.add(job)
         return job
@@ -54,7 +58,7 @@ class OutputStore:
         with self._lock:
             running = set(self._running)
         for job in self.root.glob(f"{self.PREFIX}*"):
-            if job in running:
+            if job in running or not self.made_here(job):
                 continue
             try:
                 age = now - job.stat().st_mtime
@@ -64,6 +68,11 @@ class OutputStore:
                 shutil.rmtree(job, ignore_errors=True)
                 removed += 1
         return removed
+
+    def made_here(self, folder: Path) -> bool:
+        """Whether `folder` is a job folder this class made (a real folder, not a link, holding the mark file)."""
+        mark = folder / self.MARK
+        return folder.is_dir() and not folder.is_symlink() and mark.is_file() and not mark.is_symlink()
 
     @staticmethod
     def sweep_interval(max_age_seconds: float) -> int:

@@ -25,14 +25,25 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     config = from_arguments(PrepareConfig, args)
     check(config)
-    summary = prepare_dataset(**asdict(config))
+    try:
+        summary = prepare_dataset(**asdict(config))
+    except Exception as error:  # damaged shards that cannot be made again: what was done is said all the same
+        if getattr(error, "summary", None) is not None:
+            _print_summary(error.summary, config)
+        raise
+    _print_summary(summary, config)
+    return 0
+
+
+def _print_summary(summary, config: PrepareConfig) -> None:
     print(
         f"Prepared {summary.clips} clip(s) from {summary.prepared} of {summary.videos} video(s) in {config.output}"
         + (f" ({summary.done_before} done by an earlier run)." if summary.done_before else ".")
     )
+    for shard, problem in summary.remade:
+        print(f"  remade {shard}: it was damaged ({problem})")
     for video, reason in summary.skipped:
         print(f"  skipped {video}: {reason}")
-    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:

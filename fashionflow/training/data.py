@@ -17,6 +17,11 @@ Layout of DATA:
 
 A second run over the same DATA skips the videos that have a record, and a killed run leaves at
 most partial files (`base.files`), which the next run removes: shards and records appear whole or not at all.
+It also checks what is on the disk: a shard that is missing, cut short, of other shapes than the settings
+say, or whose bytes changed since it was written (its sha256 is in the record) is made again from its
+video; one whose video is gone is named, and the run fails. Rotated phone videos are read upright
+(`video.upright`), and a clip whose latents are NaN or beyond any VAE's range is not stored (its video is
+listed as skipped).
 Under `accelerate launch` the pending videos are split between the processes; nothing is gathered.
 """
 
@@ -33,12 +38,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..base.errors import SettingsError
-from ..base.files import atomic_file, check_writable, file_sha256, remove_partials, write_json
+from ..base.errors import SettingsError, is_disk_full, literal
+from ..base.files import (
+    DamagedFile,
+    atomic_file,
+    check_writable,
+    file_sha256,
+    remove_partials,
+    safetensors_header,
+    write_json,
+)
 from ..base.options import check
 from ..base.processes import process_device, process_state
 from ..image import frame_image, image_to_tensor
-from .errors import DataError, OutputFolderError
+from ..video import upright
+from .errors import DataError, DiskFullError, OutputFolderError
 from .options import VIDEO_SUFFIXES, PrepareConfig
 
 logger = logging.getLogger(__name__)
@@ -74,6 +88,7 @@ class PrepareSummary:
     clips: int = 0
     done_before: int = 0  # videos a previous run had already handled
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (video, reason)
+    remade: list[tuple[str, str]] = field(default_factory=list)  # (shard, what was wrong with it): made again
 
 
 def find_videos(folder: str | os.PathLike) -> list[Path]:
@@ -141,6 +156,7 @@ def read_windows(path: Path, frames: int, clips: int, rng: np.random.Generator) 
     own stretch: for one clip that is the authors' random start anywhere in the video.
     """
     import av
+    from PIL import Image
 
     try:
         total, fps = _count_frames(path)
@@ -156,7 +172,7 @@ def read_windows(path: Path, frames: int, clips: int, rng: np.random.Generator) 
             for index, frame in enumerate(container.decode(video=0)):
                 owners = [k for k, start in enumerate(starts) if start <= index < start + frames]  # windows may overlap
                 if owners:
-                    image = frame.to_image()
+                    image = Image.fromarray(upright(frame))  # as players show it (phones record turned)
                     for k in owners:
                         windows[k].append(image)
                 if index >= last:
@@ -181,6 +197,51 @@ def _count_frames(path: Path) -> tuple[int, float]:
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         count = sum(1 for _ in container.decode(stream))
     return count, fps
+
+
+# checking shards --------------------------------------------------------------------------------------------------
+
+# Stored latents are VAE samples times its scaling factor: of the order of 1. Values far beyond (a shard
+# overwritten with other numbers) would train the model on what no VAE gives, and the loss would not tell.
+MAX_LATENT = 1000.0
+
+
+def latents_problem(latents: torch.Tensor) -> str | None:
+    """What is wrong with stored latents' values (NaN, infinities, magnitudes no VAE gives), or None."""
+    if not torch.isfinite(latents).all():
+        return "NaN or infinite values, which no VAE gives"
+    if latents.abs().max() > MAX_LATENT:
+        return f"values beyond {MAX_LATENT:g}, which no VAE gives"
+    return None
+
+
+def shard_problem(path: Path, keys: list[str], settings: dict) -> str | None:
+    """What is wrong with a shard, from its safetensors header alone (cheap at any size): missing, cut short,
+    or not holding clips `keys` in the shapes `settings` (a `PrepareSettings` as a dict) give; None when whole."""
+    if not path.is_file():
+        return "it is missing"
+    try:
+        tensors = safetensors_header(path)
+    except DamagedFile as error:
+        return str(error)
+    except OSError as error:
+        return f"it cannot be read ({error.strerror or error})"
+    height, width = settings["frame_height"], settings["frame_width"]
+    scale = settings["vae_scale_factor"]
+    expected = {}
+    for key in keys:
+        expected[f"{key}.latents"] = (
+            "F32",
+            [settings["latent_channels"], settings["frames"], height // scale, width // scale],
+        )
+        expected[f"{key}.still"] = ("U8", [3, height, width])
+    for name, (dtype, shape) in expected.items():
+        if name not in tensors:
+            return f"it lacks {name}"
+        found = (tensors[name].get("dtype"), list(tensors[name].get("shape", [])))
+        if found != (dtype, shape):
+            return f"its {name} is {found[0]} {found[1]} where the settings give {dtype} {shape}"
+    return None
 
 
 # encoding ---------------------------------------------------------------------------------------------------------
@@ -245,14 +306,16 @@ def prepare_dataset(
     pipeline = load_pipeline(model, device=process_device(state, device), dtype="float32")
     settings = settings_for(pipeline, frames, clips_per_video, fit, seed)
     vae = pipeline.vae
-    if state.is_main_process:
-        _open_output(output, settings, model)
-    state.wait_for_everyone()
-
     records = output / "records"
     ids = {path: video_id(path, videos) for path in found}
+    remade, lost = [], []  # damaged shards: made again from their videos; named (their videos are gone)
+    if state.is_main_process:
+        _open_output(output, settings, model)
+        remade, lost = _forget_damaged(output, asdict(settings), set(ids.values()))
+    state.wait_for_everyone()
+
     pending = [path for path in found if not (records / f"{ids[path]}.json").is_file()]
-    summary = PrepareSummary(videos=len(found), done_before=len(found) - len(pending))
+    summary = PrepareSummary(videos=len(found), done_before=len(found) - len(pending), remade=remade)
     state.wait_for_everyone()  # every process has listed the same pending videos before any writes
 
     with state.split_between_processes(pending) as mine:
@@ -280,11 +343,26 @@ def prepare_dataset(
                 pixels = torch.stack([image_to_tensor(frame) for frame in framed])  # (f, 3, H, W) in [0, 1]
                 tensors[f"clip{k}.latents"] = encode_video(vae, pixels, generator, encode_batch_size)
                 tensors[f"clip{k}.still"] = (pixels[0] * 255).round().to(torch.uint8).contiguous()
+            unusable = [k for k in range(len(windows)) if latents_problem(tensors[f"clip{k}.latents"])]
+            if unusable:  # nothing a model could learn from (a VAE in too low a precision, say)
+                reason = f"the VAE gave latents with {latents_problem(tensors[f'clip{unusable[0]}.latents'])}"
+                record.update(status="skipped", reason=reason)
+                write_json(records / f"{vid}.json", record)
+                continue
             shard = output / "shards" / f"{vid}.safetensors"
-            with atomic_file(shard) as partial:
-                save_file(tensors, str(partial), metadata={"video": vid})
-            record.update(status="ok", fps=fps, starts=starts, shard=shard.relative_to(output).as_posix())
-            write_json(records / f"{vid}.json", record)  # last: a video counts as done once its record exists
+            try:
+                with atomic_file(shard) as partial:
+                    save_file(tensors, str(partial), metadata={"video": vid})
+                record.update(status="ok", fps=fps, starts=starts, shard=shard.relative_to(output).as_posix())
+                record["shard_sha256"] = file_sha256(shard)  # so that a later run can tell a changed shard
+                write_json(records / f"{vid}.json", record)  # last: a video counts as done once its record exists
+            except Exception as error:
+                if not is_disk_full(error):
+                    raise
+                raise DiskFullError(
+                    f"The disk holding {literal(output)} is full: {literal(record['source'])} was not prepared. "
+                    "What was prepared before is kept: free some space and run prepare again to continue."
+                ) from None
         bar.close()
     state.wait_for_everyone()
 
@@ -295,7 +373,61 @@ def prepare_dataset(
     summary.prepared = index.get("videos", 0)
     summary.clips = len(index.get("clips", []))
     summary.skipped = [(s["source"], s["reason"]) for s in index.get("skipped", [])]
+    if lost:
+        named = "; ".join(f"{shard} (from {source}): {problem}" for shard, source, problem in lost[:5])
+        more = f"; and {len(lost) - 5} more" if len(lost) > 5 else ""
+        error = DataError(
+            f"{len(lost)} prepared shard(s) in {literal(output)} are damaged, and their videos are not in "
+            f"{literal(videos)} to make them again: {literal(named)}{more}. Put those videos back and run prepare "
+            "again, or prepare into a new folder."
+        )
+        error.summary = summary  # what was done all the same
+        raise error
     return summary
+
+
+def _forget_damaged(
+    output: Path, settings: dict, present: set[str]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """Check every recorded shard: missing, cut short or of other shapes (`shard_problem`), or bytes other than
+    those written (the record's sha256). A damaged shard whose video is among `present` loses its record (and
+    itself), so that this run makes it again. Returns (shard, what was wrong) of those, and (shard, video,
+    what is wrong) of the damaged ones whose video is gone."""
+    remade, lost = [], []
+    for path in sorted((output / "records").glob("*.json")):
+        record = _read_json(path, None)
+        if not record or record.get("status") != "ok":
+            continue
+        shard = output / record["shard"]
+        problem = shard_problem(shard, [f"clip{k}" for k in range(len(record["starts"]))], settings)
+        if problem is None and record.get("shard_sha256"):
+            if file_sha256(shard) != record["shard_sha256"]:
+                problem = "its bytes changed since it was written (a damaged disk or copy, or an edit)"
+        elif problem is None:  # written before shards had a checksum: the values themselves
+            problem = _values_problem(shard)
+        if problem is None:
+            continue
+        if record["video"] in present:
+            path.unlink()  # first: the video is pending from here on, whatever happens next
+            shard.unlink(missing_ok=True)
+            remade.append((record["shard"], problem))
+        else:
+            lost.append((record["shard"], record["source"], problem))
+    return remade, lost
+
+
+def _values_problem(shard: Path) -> str | None:
+    """`latents_problem` of every clip of a shard (a whole read: for shards written without a checksum)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(shard, framework="pt") as file:
+            for key in file.keys():
+                if key.endswith(".latents") and (problem := latents_problem(file.get_tensor(key))):
+                    return f"its {key} holds {problem}"
+    except Exception as error:  # safetensors' own error types
+        return f"it cannot be read ({error})"
+    return None
 
 
 def _open_output(output: Path, settings: PrepareSettings, model: str) -> None:

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..base.errors import literal
-from .data import DATA_FORMAT, vae_fingerprint
+from .data import DATA_FORMAT, latents_problem, shard_problem, vae_fingerprint
 from .errors import DataError
 
 
@@ -61,6 +61,32 @@ def check_data_fits_model(index: dict, pipeline, data_dir: str | os.PathLike) ->
         )
 
 
+def check_shards(data_dir: str | os.PathLike, index: dict) -> None:
+    """Refuse data whose shards are not whole, or hold clips of other shapes than its settings (`data.shard_problem`):
+    read from the safetensors headers alone (milliseconds a shard), before any training step, naming each file."""
+    data_dir = Path(data_dir)
+    keys: dict[str, list[str]] = {}
+    sources: dict[str, str] = {}
+    for clip in index["clips"]:
+        keys.setdefault(clip["shard"], []).append(clip["key"])
+        sources[clip["shard"]] = clip["source"]
+    damaged = [
+        (shard, problem)
+        for shard in sorted(keys)
+        if (problem := shard_problem(data_dir / shard, keys[shard], index["settings"]))
+    ]
+    if damaged:
+        named = "; ".join(
+            f"{data_dir / shard} (from the video {sources[shard]}): {problem}" for shard, problem in damaged[:5]
+        )
+        more = f"; and {len(damaged) - 5} more" if len(damaged) > 5 else ""
+        raise DataError(
+            f"{len(damaged)} prepared shard(s) of {literal(data_dir)} are damaged: {literal(named)}{more}. Run "
+            f"`python -m fashionflow prepare VIDEOS -o {literal(data_dir)}` again over the same videos: it makes "
+            "damaged shards again."
+        )
+
+
 def split_by_video(clips: list[dict], validation_videos: int) -> tuple[list[dict], list[dict]]:
     """(training clips, held-out clips): the last `validation_videos` videos (sorted by id) are held out whole."""
     videos = sorted({clip["id"].split("/")[0] for clip in clips})
@@ -89,7 +115,21 @@ class LatentClipDataset(Dataset):
         from safetensors import safe_open
 
         clip = self.clips[i]
-        with safe_open(self.data_dir / clip["shard"], framework="pt") as shard:
-            latents = shard.get_tensor(f"{clip['key']}.latents")
-            still = shard.get_tensor(f"{clip['key']}.still")
+        path = self.data_dir / clip["shard"]
+        try:
+            with safe_open(path, framework="pt") as shard:
+                latents = shard.get_tensor(f"{clip['key']}.latents")
+                still = shard.get_tensor(f"{clip['key']}.still")
+        except Exception as error:  # damaged after the checks before training (safetensors' errors name no file)
+            raise DataError(
+                f"{literal(path)} (from the video {literal(clip['source'])}) cannot be read ({literal(error)}). Run "
+                "`python -m fashionflow prepare` again over the same videos: it makes damaged shards again."
+            ) from None
+        problem = latents_problem(latents)
+        if problem:
+            raise DataError(
+                f"{literal(path)} (clip {clip['key']} of the video {literal(clip['source'])}) is damaged: its latents "
+                f"hold {problem}. Run `python -m fashionflow prepare` again over the same videos: it makes damaged "
+                "shards again."
+            )
         return {"latents": latents.float(), "still": still.float() / 255, "index": torch.tensor(i)}

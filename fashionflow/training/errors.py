@@ -1,6 +1,6 @@
 """Errors of data preparation and training, worded for the person who ran the command."""
 
-from ..base.errors import INPUT, OUTPUT, STOPPED, FashionFlowError
+from ..base.errors import DISK_FULL, INPUT, OUTPUT, STOPPED, FashionFlowError
 
 
 class DataError(FashionFlowError, ValueError):
@@ -19,3 +19,10 @@ class TrainingStopped(FashionFlowError, RuntimeError):
     """Training stopped on its own (a NaN loss); the message says where and what was kept."""
 
     kind = STOPPED
+
+
+class DiskFullError(FashionFlowError, RuntimeError):
+    """The disk filled while training wrote something; the message says what was kept."""
+
+    kind = DISK_FULL
+    reason = "disk-full"

@@ -23,9 +23,12 @@ at the end pipeline/ (a complete pipeline folder with a model card).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import platform
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,25 +39,46 @@ from accelerate.logging import get_logger
 
 from ..assembly import assemble_pipeline, model_card, save_pipeline, table
 from ..base import files
-from ..base.errors import SettingsError, literal
+from ..base.errors import REFUSED_PICKLE, SettingsError, first_sentence, is_disk_full, is_refused_pickle, literal
+from ..base.memory import is_out_of_memory
 from ..base.options import check
 from ..base.seeds import narrow_seed
 from .checkpoints import (
+    METRICS,
+    TRAIN_STATE,
+    choose_checkpoint,
+    finish_branch,
     list_checkpoints,
     load_ema,
     load_generators,
     prune_checkpoints,
     read_train_state,
+    remove_fragments,
     resolve_resume,
     save_ema,
     save_generators,
+    start_branch,
 )
-from .dataset import LatentClipDataset, check_data_fits_model, load_index, split_by_video
-from .errors import OutputFolderError, TrainingStopped
+from .dataset import LatentClipDataset, check_data_fits_model, check_shards, load_index, split_by_video
+from .errors import DataError, DiskFullError, OutputFolderError, TrainingStopped
 from .objective import Denoiser, choose_prediction_type, diffusion_loss
 from .options import INIT_CHOICES, LR_SCHEDULES, MIXED_PRECISION, TrainConfig
 
 logger = get_logger(__name__)
+
+LOCK = ".lock"  # RUN/.lock: held by the training run that writes RUN (base.files.hold_lock)
+# What a resumed run keeps: these decide what a checkpoint's weights, optimiser and place in the data mean (the data
+# itself, and prediction_type, are checked apart). A resume refuses other values, naming them.
+KEPT_ON_RESUME = (
+    "model", "init", "batch_size", "gradient_accumulation_steps", "loss_reduction", "mixed_precision", "ema", "seed",
+    "validation_videos",
+)  # fmt: skip
+# What a resume may change, taking effect from its first step (and the validation settings but validation_videos).
+CHANGEABLE_ON_RESUME = (
+    "learning_rate", "weight_decay", "lr_schedule", "warmup_steps", "max_grad_norm", "max_steps", "epochs",
+    "max_minutes", "ema_decay", "gradient_checkpointing", "checkpoint_every", "checkpoints_limit", "log_every",
+    "num_workers", "report_to", "cpu",
+)  # fmt: skip
 
 
 @dataclass
@@ -78,6 +102,11 @@ def check_config(config: TrainConfig) -> None:
 
 def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     """Train as `config` says; returns where the run and its pipeline are. See the module docstring."""
+    with contextlib.ExitStack() as held:  # the run folder's lock, released however the run ends
+        return _train(config, show_progress, held)
+
+
+def _train(config: TrainConfig, show_progress: bool, held: contextlib.ExitStack) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
     from tqdm.auto import tqdm
@@ -98,15 +127,24 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     main = accelerator.is_main_process
     logger.info(str(accelerator.state), main_process_only=False)
 
-    # 1. Check everything a mistake could be in before touching RUN
+    # 1. Check everything a mistake could be in before touching RUN, every prepared shard included
     index = load_index(config.data)
-    checkpoint = resolve_resume(run_dir, config.resume)
+    if config.resume != "latest":
+        resolve_resume(run_dir, config.resume)  # a checkpoint folder that is not one
     pipeline = load_pipeline(config.model, device=str(accelerator.device), dtype="float32")
     check_data_fits_model(index, pipeline, config.data)
+    check_shards(config.data, index)
     train_clips, validation_clips = split_by_video(index["clips"], config.validation_videos)
+    if main:  # RUN is this process's from here on (a lock), and what a killed run left is cleared
+        _open_run_dir(run_dir, resuming=config.resume is not None, held=held)
+    accelerator.wait_for_everyone()
+    checkpoint, damaged = choose_checkpoint(run_dir, config.resume)
     choice = _choose_prediction_type(config, pipeline, checkpoint)
-    if main:
-        _open_run_dir(run_dir, resuming=checkpoint is not None or config.resume == "latest")
+    data_fingerprint = _data_fingerprint(index, train_clips)
+    if checkpoint is not None:
+        _check_kept_settings(config, checkpoint, run_dir, data_fingerprint)
+        if main:
+            _start_branch(accelerator, run_dir, checkpoint, damaged)
     accelerator.wait_for_everyone()
 
     # 2. Models: U-Net + adapter train together (one module for accelerate); VAE and CLIP are frozen
@@ -129,6 +167,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
     step, epoch, batches_done, samples_seen = 0, 0, 0, 0
     if checkpoint is not None:
         step, epoch, batches_done, samples_seen = _resume(accelerator, checkpoint, generators, ema, len(dataloader))
+        _apply_settings(accelerator, config, optimizer, lr_scheduler, ema, read_train_state(checkpoint).get("settings"))
     elif config.resume == "latest":
         accelerator.print(f"No checkpoint in {run_dir} yet: starting a new run.")
 
@@ -146,10 +185,10 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
         prediction_type=choice.prediction_type,
         prediction_type_reason=choice.reason,
     )
-    metrics_path = run_dir / "metrics.jsonl"
+    metrics_path = run_dir / METRICS
     if main:
-        files.write_json(run_dir / "config.json", {**asdict(config), "resolved": facts})
-        _truncate_metrics(metrics_path, after_step=step)
+        files.write_json(run_dir / "config.json", {**asdict(config), "resolved": facts}, sync=True)
+        _restore_metrics(metrics_path, checkpoint, after_step=step)
     if tracker:
         accelerator.init_trackers("fashionflow", config=_hparams(config))
     accelerator.print(f"Prediction type: {choice.prediction_type} ({choice.reason}).")
@@ -190,6 +229,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
             batches_done=batches_done,
             samples_seen=samples_seen,
             prediction_type=choice.prediction_type,
+            settings=asdict(config),  # what a resume keeps or may change (`_check_kept_settings`)
+            data=data_fingerprint,
         )
         return _save_checkpoint(accelerator, run_dir, state, ema, generators, config.checkpoints_limit)
 
@@ -244,7 +285,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
                 if ema is not None:
                     ema.step(denoiser.parameters())
                 if not math.isfinite(step_loss):
-                    raise _diverged(step_loss, step, list_checkpoints(run_dir))
+                    videos = sorted({dataset.clips[i]["source"] for i in batch["index"].tolist()})
+                    raise _diverged(step_loss, step, list_checkpoints(run_dir), videos)
                 last_loss = step_loss
                 interval_losses.append(step_loss)
                 bar.update()
@@ -292,6 +334,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> TrainResult:
                     break
             else:
                 epoch, batches_done = epoch + 1, 0
+    except Exception:
+        bar.close()  # the error then reads on a line of its own
+        raise
     except KeyboardInterrupt:
         bar.close()
         if step and saved_step != step:
@@ -404,15 +449,30 @@ def _optimisation(config: TrainConfig, accelerator, denoiser, dataset):
 def _resume(accelerator, checkpoint: Path, generators: dict, ema, batches_per_epoch: int) -> tuple[int, int, int, int]:
     """Load a checkpoint's weights, optimiser, schedule, RNG and EMA; returns where the run was:
     (step, epoch, batches already taken from that epoch, samples seen)."""
-    accelerator.load_state(str(checkpoint))
-    load_generators(generators, checkpoint / f"generators-{accelerator.process_index}.safetensors")
-    if ema is not None:
-        if not (checkpoint / "ema.safetensors").is_file():
-            raise SettingsError(
-                f"{literal(checkpoint)} was saved without EMA weights, but {{ema}} is on: resume it without.",
-                settings={"ema": None},
-            )
-        load_ema(ema, checkpoint / "ema.safetensors")
+    from accelerate.utils import load as safe_load
+
+    if ema is not None and not (checkpoint / "ema.safetensors").is_file():
+        raise SettingsError(
+            f"{literal(checkpoint)} was saved without EMA weights, but {{ema}} is on: resume it without.",
+            settings={"ema": None},
+        )
+    random_states = checkpoint / f"random_states_{accelerator.process_index}.pkl"
+    try:
+        safe_load(random_states)  # accelerate skips a file it cannot load safely without a word: say so
+    except Exception as error:
+        why = REFUSED_PICKLE if is_refused_pickle(error) else "is missing or damaged"
+        accelerator.print(
+            f"Warning: {random_states} {why}; Python's, NumPy's and torch's global random states start afresh "
+            "(the training noise and data order come from the run's own generators, which are restored).",
+            file=sys.stderr,
+        )
+    try:
+        accelerator.load_state(str(checkpoint))
+        load_generators(generators, checkpoint / f"generators-{accelerator.process_index}.safetensors")
+        if ema is not None:
+            load_ema(ema, checkpoint / "ema.safetensors")
+    except Exception as error:
+        raise _unloadable(checkpoint, error) from None
     state = read_train_state(checkpoint)
     step, epoch, batches_done, samples_seen = (state[k] for k in ("step", "epoch", "batches_done", "samples_seen"))
     if batches_done >= batches_per_epoch:
@@ -421,8 +481,111 @@ def _resume(accelerator, checkpoint: Path, generators: dict, ema, batches_per_ep
     return step, epoch, batches_done, samples_seen
 
 
-def _diverged(loss: float, step: int, kept: list[Path]) -> TrainingStopped:
-    """The loss became NaN or infinite: what was kept, and what to change."""
+def _unloadable(checkpoint: Path, error: Exception) -> Exception:
+    """A checkpoint that passed the cheap checks and still failed to load, in words (never torch's advice)."""
+    if is_out_of_memory(error):
+        return error
+    if is_refused_pickle(error):
+        why = f"a file in it {REFUSED_PICKLE}"
+    elif isinstance(error, (RuntimeError, KeyError)) and ("size mismatch" in str(error) or "Missing key" in str(error)):
+        why = "its weights do not fit this model (another --model, or another U-Net configuration)"
+    else:
+        why = f"it is damaged ({first_sentence(str(error)) or type(error).__name__})"
+    return DataError(f"Cannot resume from {literal(checkpoint)}: {literal(why)}. Resume from another checkpoint.")
+
+
+def _data_fingerprint(index: dict, train_clips: list[dict]) -> str:
+    """What identifies the data a run trains on, wherever DATA lies: its settings and its training clips."""
+    clips = sorted(clip["id"] for clip in train_clips)
+    return hashlib.sha256(json.dumps([index["fingerprint"], clips]).encode()).hexdigest()[:16]
+
+
+def _check_kept_settings(config: TrainConfig, checkpoint: Path, run_dir: Path, data_fingerprint: str) -> None:
+    """Refuse a resume that changes what a checkpoint's weights, optimiser and data position mean (`KEPT_ON_RESUME`,
+    the data), naming each such setting with its value; every other setting takes effect (`_apply_settings`)."""
+    state = read_train_state(checkpoint)
+    trained = state.get("settings")
+    if trained is None:  # a checkpoint from before settings were recorded: the run's last config.json
+        try:
+            trained = json.loads((run_dir / "config.json").read_text())
+        except (OSError, ValueError):
+            return
+    given = asdict(config)
+    changed = [name for name in KEPT_ON_RESUME if name in trained and _differs(trained[name], given[name])]
+    if changed:
+        listed = " and ".join(f"{{{name}}} (not {literal(given[name])})" for name in changed)
+        may = ", ".join(f"{{{name}}}" for name in CHANGEABLE_ON_RESUME)
+        raise SettingsError(
+            f"{literal(checkpoint)} was trained with {listed}: a resumed run keeps these settings, since they decide "
+            f"what its weights, optimiser and place in the data mean. Give them as they were. A resume may change "
+            f"{may} and the validation settings; for other changes, start a new run (--model RUN/pipeline continues "
+            "from the trained weights).",
+            settings={**{name: trained[name] for name in changed}, **dict.fromkeys(CHANGEABLE_ON_RESUME)},
+        )
+    if state.get("data", data_fingerprint) != data_fingerprint:
+        raise DataError(
+            f"{literal(config.data)} is not the data {literal(checkpoint)} was trained on (other clips, or clips "
+            "prepared with other settings): a resumed run continues its place in the same data. Resume with that "
+            "data, or start a new run."
+        )
+
+
+def _differs(trained, given) -> bool:
+    if isinstance(trained, str) and isinstance(given, str) and Path(trained).is_dir() and Path(given).is_dir():
+        return Path(trained).resolve() != Path(given).resolve()  # one model folder, named two ways
+    return trained != (list(given) if isinstance(given, tuple) else given)
+
+
+def _apply_settings(accelerator, config: TrainConfig, optimizer, lr_scheduler, ema, trained: dict | None) -> None:
+    """The settings a resume may change take effect: the restored optimiser and schedule carry the values they
+    were saved with (learning rate, weight decay, ...), replaced here by the ones given; says what changed."""
+    for group in optimizer.param_groups:
+        group.update(
+            initial_lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_epsilon,
+        )
+    schedule = getattr(lr_scheduler, "scheduler", lr_scheduler)  # accelerate's wrapper holds the torch schedule
+    schedule.base_lrs = [config.learning_rate for _ in optimizer.param_groups]
+    # every schedule diffusers' get_scheduler makes is a LambdaLR: the rate is base * rule(step)
+    rates = [base * rule(schedule.last_epoch) for base, rule in zip(schedule.base_lrs, schedule.lr_lambdas)]
+    for group, rate in zip(optimizer.param_groups, rates):
+        group["lr"] = rate
+    schedule._last_lr = rates
+    if ema is not None:
+        ema.decay = config.ema_decay
+    if trained:
+        given = asdict(config)
+        changes = [
+            f"{name} {trained[name]} -> {given[name]}"
+            for name in CHANGEABLE_ON_RESUME
+            if name in trained and _differs(trained[name], given[name])
+        ]
+        if changes:
+            accelerator.print(f"Changed on resume: {', '.join(changes)}.")
+
+
+def _start_branch(accelerator, run_dir: Path, checkpoint: Path, damaged: list[tuple[Path, str]]) -> None:
+    """Say which damaged checkpoints were passed over, and move the checkpoints after the one resumed out of the
+    way (`checkpoints.start_branch`): "latest" follows this run from now on."""
+    for path, problem in damaged:
+        accelerator.print(
+            f"Warning: {path.name} is damaged ({problem}): resuming from {checkpoint.name}, the newest whole "
+            "checkpoint.",
+            file=sys.stderr,
+        )
+    moved, destination = start_branch(run_dir, checkpoint)
+    if moved:
+        accelerator.print(
+            f"Resuming from {checkpoint.name} starts a new branch of this run: the later "
+            f"{', '.join(path.name for path in moved)} moved to {destination} (delete them when not needed)."
+        )
+
+
+def _diverged(loss: float, step: int, kept: list[Path], videos: list[str]) -> TrainingStopped:
+    """The loss became NaN or infinite: the videos of the batch (whose latents were checked finite as they were
+    read, so the model diverged), what was kept, and what to change."""
     advice = "try a lower {learning_rate}, {max_grad_norm}, or bf16 instead of fp16 ({mixed_precision})."
     settings: dict[str, object] = {"learning_rate": None, "max_grad_norm": 1, "mixed_precision": None}
     if kept:
@@ -430,8 +593,10 @@ def _diverged(loss: float, step: int, kept: list[Path]) -> TrainingStopped:
         where = f"The last good checkpoint is {literal(kept[-1])} (resume from it: {{resume}}); "
     else:
         where = "No checkpoint had been saved yet; "
+    batch = f" (the last batch's clips, from {literal(', '.join(videos))}, held finite values: the model diverged)"
     return TrainingStopped(
-        f"The loss became {loss} at step {step}: training stopped. {where}{advice}", settings=settings
+        f"The loss became {loss} at step {step}{batch if videos else ''}: training stopped. {where}{advice}",
+        settings=settings,
     )
 
 
@@ -473,13 +638,25 @@ def _hparams(config: TrainConfig) -> dict:
     return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in asdict(config).items()}
 
 
-def _open_run_dir(run_dir: Path, resuming: bool) -> None:
+def _open_run_dir(run_dir: Path, resuming: bool, held: contextlib.ExitStack) -> None:
+    """Make RUN this process's (a lock, held until the run ends) and clear what a killed run left."""
     if run_dir.exists() and not run_dir.is_dir():
         raise OutputFolderError(f"{run_dir} exists and is not a folder.")
     try:
         files.check_writable(run_dir)
     except OSError as error:
         raise OutputFolderError(f"Cannot write to {run_dir}: {error.strerror or error}.") from None
+    try:
+        held.enter_context(files.hold_lock(run_dir / LOCK))
+    except files.LockHeld as refused:
+        who = refused.holder
+        holder = f"process {who['pid']} on {who['host']}" if {"pid", "host"} <= who.keys() else "another process"
+        since = f", since {time.strftime('%Y-%m-%d %H:%M', time.localtime(who['since']))}" if "since" in who else ""
+        raise OutputFolderError(
+            f"{literal(run_dir)} is in use by another training run ({holder}{since}): two runs in one folder "
+            "would mix their checkpoints and metrics. Wait for it to end, stop it, or choose another output folder."
+        ) from None
+    finish_branch(run_dir)
     earlier = list_checkpoints(run_dir)
     if not resuming and (earlier or (run_dir / "pipeline").exists()):
         what = earlier[-1].name if earlier else "pipeline/"
@@ -488,7 +665,9 @@ def _open_run_dir(run_dir: Path, resuming: bool) -> None:
             "or choose another output folder.",
             settings={"resume": "latest"},
         )
-    files.remove_partials(run_dir)  # a checkpoint or pipeline a killed run was writing
+    files.remove_partials(run_dir)  # a checkpoint or pipeline a killed run was writing, or pruning
+    for fragment in remove_fragments(run_dir):
+        print(f"Warning: {fragment} is an incomplete checkpoint holding other files; left as it is.", file=sys.stderr)
 
 
 def _save_checkpoint(accelerator, run_dir: Path, state: dict, ema, generators, limit: int | None) -> Path:
@@ -497,17 +676,32 @@ def _save_checkpoint(accelerator, run_dir: Path, state: dict, ema, generators, l
     previous checkpoint."""
     final = run_dir / f"checkpoint-{state['step']}"
     partial = files.partial_path(final, token="staging")  # the same on every process
+    try:
+        if accelerator.is_main_process:
+            files.clear_folder(partial)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(partial))
+        save_generators(generators, partial / f"generators-{accelerator.process_index}.safetensors")
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            if ema is not None:
+                save_ema(ema, partial / "ema.safetensors")
+            if (run_dir / METRICS).is_file():  # the history up to this step, which a resume from here restores
+                shutil.copyfile(run_dir / METRICS, partial / METRICS)
+            files.write_json(partial / TRAIN_STATE, state)
+            files.replace_folder(partial, final, sync=True)  # on the disk before it is renamed into place
+    except Exception as error:
+        files.clear_folder(partial)  # a full disk's partial checkpoint must not keep the last free space
+        if is_disk_full(error):
+            kept = list_checkpoints(run_dir)
+            last = f"The last whole checkpoint is {literal(kept[-1].name)}" if kept else "No checkpoint was saved yet"
+            raise DiskFullError(
+                f"Could not save {final.name}: the disk holding {literal(run_dir)} is full. {last}; free some space "
+                "and continue with {resume}.",
+                settings={"resume": "latest"},
+            ) from None
+        raise
     if accelerator.is_main_process:
-        files.clear_folder(partial)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    save_generators(generators, partial / f"generators-{accelerator.process_index}.safetensors")
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if ema is not None:
-            save_ema(ema, partial / "ema.safetensors")
-        files.write_json(partial / "train_state.json", state)
-        files.replace_folder(partial, final)
         prune_checkpoints(run_dir, limit)
     accelerator.wait_for_everyone()
     return final
@@ -515,22 +709,24 @@ def _save_checkpoint(accelerator, run_dir: Path, state: dict, ema, generators, l
 
 def _append_metrics(path: Path, record: dict, kept: list[dict]) -> None:
     kept.append(record)
-    with open(path, "a") as file:
-        file.write(json.dumps(record) + "\n")
+    files.append_line(path, json.dumps(record))
 
 
-def _truncate_metrics(path: Path, after_step: int) -> None:
-    """On resume, drop lines the interrupted run logged after its checkpoint: they are about to be redone."""
-    if not path.is_file():
+def _restore_metrics(path: Path, checkpoint: Path | None, after_step: int) -> None:
+    """The run's history as it was at the checkpoint resumed (its own copy; a checkpoint from before copies were
+    kept: RUN's lines up to its step), written whole: lines logged after it, by the interrupted run or by a
+    branch left behind, are dropped (the steps are about to be redone). A fresh run starts an empty history."""
+    source = checkpoint / METRICS if checkpoint is not None and (checkpoint / METRICS).is_file() else path
+    if not source.is_file():
         return
     kept = []
-    for line in path.read_text().splitlines():
+    for line in source.read_text().splitlines():
         try:
             if json.loads(line)["step"] <= after_step:
                 kept.append(line)
         except (ValueError, KeyError, TypeError):
             continue  # a line cut off by a kill
-    files.write_lines(path, kept)
+    files.write_lines(path, kept, sync=True)
 
 
 @torch.no_grad()
