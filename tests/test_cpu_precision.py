@@ -159,3 +159,63 @@ def test_generate_without_bfloat16_units_reports_float32(processor, tmp_path, ca
     argv = ["generate", str(photo), "-o", str(tmp_path / "out.mp4"), "--model", "tiny-random", "--steps", "1"]
     assert cli_main(argv + ["--frames", "2"]) == 0
     assert "float32 (this CPU has no bfloat16 units), channels-last convolutions" in capsys.readouterr().out
+
+
+def test_the_decode_chunk_is_sized_in_the_decoders_real_precision(processor, monkeypatch):
+    """bfloat16 halves a decoded frame's working memory: the chunk choice reads the decoder's own dtype."""
+    from fashionflow import pipeline as pipeline_module
+
+    processor(amx=True)
+    monkeypatch.setattr(runtime, "BF16_HARMS", {})
+    pipe = load_pipeline("tiny-random", device="cpu")
+    asked = []
+    monkeypatch.setattr(
+        pipeline_module,
+        "choose_decode_chunk_size",
+        lambda device, decoder, h, w, dtype, frames: asked.append(dtype) or 1,
+    )
+    pipe.decode_chunk_size_for("tiny", 8)
+    pipe.vae.to(F32)
+    pipe.decode_chunk_size_for("full", 8)
+    assert asked == [BF16, F32]
+
+
+# the U-Net's two layouts compute the same function ---------------------------------------------------------------
+
+
+def test_both_layouts_give_the_same_outputs_and_gradients(tiny_unet):
+    with torch.no_grad():  # every path counts: no zero-initialised attention output, no identity temporal conv
+        for parameter in tiny_unet.parameters():
+            parameter.add_(
+                0.05 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(parameter.numel()))
+            )
+    generator = torch.Generator().manual_seed(0)
+    sample, context = torch.randn(2, 4, 6, 32, 16, generator=generator), torch.randn(2, 5, 32, generator=generator)
+    results = {}
+    for layout in ("channels-first", "channels-last"):
+        tiny_unet.set_convolution_layout(layout)
+        tiny_unet.zero_grad()
+        output = tiny_unet(sample, torch.tensor([10, 700]), context).sample
+        output.square().mean().backward()
+        results[layout] = output.detach(), torch.cat([p.grad.flatten() for p in tiny_unet.parameters()])
+    assert tiny_unet.convolution_layout == "channels-last" and results["channels-last"][0].is_contiguous()
+    (out_first, grad_first), (out_last, grad_last) = results.values()
+    assert ((out_last - out_first).norm() / out_first.norm()).item() < 1e-5
+    assert ((grad_last - grad_first).norm() / grad_first.norm()).item() < 1e-4
+    with pytest.raises(ValueError, match="channels-first, channels-last"):
+        tiny_unet.set_convolution_layout("nhwc")
+
+
+def test_channels_last_keeps_parity_with_the_authors_reference(reference_dir):
+    from conftest import relative_error
+    from safetensors.torch import load_file
+
+    from fashionflow import convert_checkpoint
+
+    small = reference_dir / "official-small"
+    unet, _ = convert_checkpoint(small / "small_unet.safetensors", small / "small_adapter.safetensors")
+    io = load_file(small / "small_io.safetensors")
+    unet.eval().set_convolution_layout("channels-last")
+    with torch.no_grad():
+        noise = unet(io["x"], io["timestep"], io["adapter_out"]).sample
+    assert relative_error(noise, io["unet_out"]) < 1e-5
