@@ -210,9 +210,14 @@ def preview(pipe, size: dict) -> dict:
 
 def train_step(setting: str, args, size: dict) -> dict:
     """Seconds per optimiser step of `train` on the small model (median of the steps after the first)."""
+    from accelerate.state import AcceleratorState, GradientState
+
     from fashionflow import loading
     from fashionflow.training.train import TrainConfig, train
 
+    AcceleratorState._reset_state(True)  # a smoke run trains several times in one process, each its own way
+    GradientState._reset_state()
+    chosen = loading.choose_cpu_settings
     if setting == "float32":  # the layout of before: train loads its pipeline through load_pipeline
         loading.choose_cpu_settings = lambda dtype=None: cpu_settings_for("float32")
     with tempfile.TemporaryDirectory() as folder:
@@ -231,13 +236,15 @@ def train_step(setting: str, args, size: dict) -> dict:
             report_to=None,
             mixed_precision="bf16" if setting == "bfloat16" else "no",
         )
-        with Clock() as clock:
-            result = train(config, show_progress=False)
+        try:
+            with Clock() as clock:
+                result = train(config, show_progress=False)
+        finally:
+            loading.choose_cpu_settings = chosen
     seconds = [m["seconds_per_step"] for m in result.metrics]
-    steps = len(seconds)
     return dict(
         seconds=median_after_first(seconds),
-        cpu_seconds=clock.cpu / steps,  # the whole run's CPU time per step, set-up included: an upper bound
+        run_cpu_seconds=clock.cpu,  # the whole run's, set-up included
         mixed_precision=config.mixed_precision,
         losses=[m["loss"] for m in result.metrics],
         runs=seconds,
@@ -268,7 +275,8 @@ def run_case(case: str, setting: str, args) -> dict:
     if case == "train":
         result = train_step(setting, args, size)
     elif case == "probe":
-        speeds = runtime.probe_speeds()
+        shapes = dict(unet_video=(1, 8, 2, 16, 16), decoder_image=(1, 8, 32, 32)) if args.smoke else {}
+        speeds = runtime.probe_speeds(**shapes)
         result = {
             f"{s}:{dtype_name(d)}:{'channels-last' if c else 'channels-first'}": t for (s, d, c), t in speeds.items()
         }
@@ -297,29 +305,34 @@ def run_case(case: str, setting: str, args) -> dict:
 # driver --------------------------------------------------------------------------------------------------------------
 
 
+def measure(case: str, setting: str, args) -> dict:
+    """One case: in a fresh process (its own peak memory and set-up), or in this one for a smoke run."""
+    load_before = os.getloadavg()
+    result = run_case(case, setting, args) if args.smoke else in_subprocess(case, setting, args)
+    result["loadavg_before"], result["loadavg_after"] = load_before, os.getloadavg()
+    return result
+
+
 def in_subprocess(case: str, setting: str, args) -> dict:
     command = [sys.executable, __file__, "--case", case, "--setting", setting]
     command += ["--measure-steps", str(args.measure_steps), "--decode-frames", str(args.decode_frames)]
     command += ["--unet-steps", str(args.unet_steps), "--train-steps", str(args.train_steps)]
     command += ["--smoke"] if args.smoke else []
     command += ["--train-data", str(args.train_data)] if args.train_data else []
-    load_before = os.getloadavg()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{case} ({setting}) failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["loadavg_before"], result["loadavg_after"] = load_before, os.getloadavg()
-    return result
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-ROWS = (  # (label, case, key of seconds, key of CPU seconds, extrapolated)
+ROWS = (  # (label, case, key of seconds, key of CPU seconds or None, extrapolated)
     ("U-Net step, {unet_frames} frames", "unet16", "seconds", "cpu_seconds", False),
     ("U-Net step, {video_frames} frames", "video70", "step_seconds", "step_cpu_seconds", False),
     ("decode, full VAE, s / frame", "video70", "decode_seconds_per_frame", "decode_cpu_seconds_per_frame", False),
     ("decode, tiny (TAESD), s / frame", "tiny", "seconds", "cpu_seconds", False),
     ("quick preview, {preview_frames} fr, {preview_steps} steps, tiny", "preview", "seconds", "cpu_seconds", False),
     ("{video_frames}-frame video, 25 steps, full VAE", "video70", "seconds", "cpu_seconds", True),
-    ("train step, small model, batch 4, {train_frames} fr", "train", "seconds", "cpu_seconds", False),
+    ("train step, small model, batch 4, {train_frames} fr", "train", "seconds", None, False),
 )
 
 
@@ -352,17 +365,23 @@ def print_table(report: dict) -> None:
                 cells.append(f"{'-':>{width}}")
                 continue
             values[setting] = result[key]
-            cpu = result.get(cpu_key)
-            cpu_text = f" ({_time(cpu / result['threads'])})" if cpu is not None and key != "seconds_per_step" else ""
+            cpu = result.get(cpu_key) if cpu_key else None
+            cpu_text = f" ({_time(cpu / result['threads'])})" if cpu is not None else ""
             text = _time(result[key]) + ("*" if extrapolated else "") + cpu_text
             cells.append(f"{text:>{width}}")
         ratio = values["float32"] / values["auto"] if {"float32", "auto"} <= values.keys() else None
         print(f"{label.format(**size):<52}" + "".join(cells) + (f"{ratio:>15.2f}x" if ratio else f"{'':>16}"))
-    peaks = {s: results[f"video70:{s}"]["peak_mib"] for s in settings if f"video70:{s}" in results}
-    if peaks:
-        print(
-            f"{'peak memory, video case (GB)':<52}" + "".join(f"{peaks.get(s, 0) / 1024:>{width}.1f}" for s in settings)
-        )
+    for label, case, key in (
+        ("peak memory of the video case, GB", "video70", "peak_mib"),
+        ("full decoder, peak above the models, GB (chunk)", "video70", "decode_peak_above_mib"),
+        ("tiny decoder, peak above the models, GB (chunk)", "tiny", "decode_peak_above_mib"),
+    ):
+        cells = []
+        for setting in settings:
+            result = results.get(f"{case}:{setting}")
+            chunk = f" ({result['decode_chunk_size']})" if result and key != "peak_mib" else ""
+            cells.append(f"{f'{result[key] / 1024:.2f}{chunk}' if result else '-':>{width}}")
+        print(f"{label:<52}" + "".join(cells))
     print("Cells: wall time (CPU time / threads, about the wall time on an idle machine). * extrapolated from the")
     print("measured steps and frames (JSON: step_runs, decoded_frames). train: --mixed-precision bf16 for bfloat16.")
     loads = [r["loadavg_before"][0] for r in results.values() if "loadavg_before" in r]
@@ -374,7 +393,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
     parser.add_argument("--skip", nargs="*", default=[], choices=CASES + ("probe",), help="cases to leave out")
-    parser.add_argument("--smoke", "--quick", action="store_true", help="tiny models and frame counts: seconds")
+    parser.add_argument(
+        "--smoke", "--quick", action="store_true", help="tiny models and frame counts, all in this process: a minute"
+    )
     parser.add_argument("--unet-steps", type=int, default=3, help="U-Net forwards at 16 frames (first: set-up)")
     parser.add_argument("--measure-steps", type=int, default=2, help="70-frame steps run (the rest extrapolated)")
     parser.add_argument("--decode-frames", type=int, default=2, help="frames decoded per decoder measurement")
@@ -409,7 +430,7 @@ def main() -> None:
     report["processor"] = names[0] if names else report["processor"]
     print(f"{report['processor']} ({report['features']}): auto runs {report['auto']}", flush=True)
     if "probe" not in args.skip:
-        report["probe"] = in_subprocess("probe", "auto", args)["probe"]
+        report["probe"] = measure("probe", "auto", args)["probe"]
     with tempfile.TemporaryDirectory() as folder:
         if "train" not in args.skip:
             args.train_data = make_train_data(Path(folder), args.smoke, sizes(args.smoke)["train_frames"])
@@ -417,7 +438,7 @@ def main() -> None:
             if case in args.skip:
                 continue
             for setting in args.settings:
-                result = in_subprocess(case, setting, args)
+                result = measure(case, setting, args)
                 report["results"][f"{case}:{setting}"] = result
                 print(f"{case} ({setting}): {_time(result['seconds'])}", flush=True)
                 args.output.parent.mkdir(parents=True, exist_ok=True)
