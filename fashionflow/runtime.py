@@ -221,6 +221,7 @@ def _choose_stage(stage: str, speeds: dict, dtype: torch.dtype | None, units: st
 PROBE_UNET_VIDEO = (1, 64, 4, 40, 32)
 PROBE_DECODER_IMAGE = (1, 128, 64, 64)
 PROBE_REPEATS = 3
+PROBE_SLOW_SECONDS = 0.5
 
 
 @functools.cache
@@ -250,7 +251,11 @@ def probe_speeds(
 
 @torch.no_grad()
 def _best_time(module: torch.nn.Module, x: torch.Tensor) -> float:
+    start = time.perf_counter()
     module(x)  # the first call sets up kernels
+    first = time.perf_counter() - start
+    if first > PROBE_SLOW_SECONDS:  # far too slow to be chosen (an emulated path): not worth repeating
+        return first
     best = math.inf
     for _ in range(PROBE_REPEATS):
         start = time.perf_counter()
