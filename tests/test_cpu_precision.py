@@ -219,3 +219,14 @@ def test_channels_last_keeps_parity_with_the_authors_reference(reference_dir):
     with torch.no_grad():
         noise = unet(io["x"], io["timestep"], io["adapter_out"]).sample
     assert relative_error(noise, io["unet_out"]) < 1e-5
+
+
+def test_the_apps_status_says_which_precision_runs_and_why(processor):
+    from fashionflow.service.model import load_model
+
+    processor(amx=True)
+    status = load_model("tiny-random", device="cpu").status_markdown()
+    assert "bfloat16 (AMX: 2.0x float32's speed in a short probe)" in status and "channels-last" in status
+    processor(amx=False, avx512_bf16=False)
+    status = load_model("tiny-random", device="cpu").status_markdown()
+    assert "float32 (this CPU has no bfloat16 units), channels-last convolutions" in status
