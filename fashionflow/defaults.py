@@ -50,7 +50,8 @@ class ModelSettings:
     )
     dtype: str | None = option(
         None,
-        "precision (default: bfloat16/float16 on CUDA, float32 elsewhere)",
+        "precision (default: bfloat16/float16 on CUDA; on a CPU bfloat16 where it has bfloat16 units (AMX, "
+        "AVX512-BF16) and a short probe finds it faster, else float32)",
         choices=DTYPE_NAMES,
         env="FASHIONFLOW_DTYPE",
     )

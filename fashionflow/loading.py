@@ -10,7 +10,7 @@ import torch
 
 from .base.errors import MISSING, REFUSED_PICKLE, FashionFlowError, is_refused_pickle, literal
 from .defaults import DEFAULT_MODEL, DTYPE_NAMES, TINY_RANDOM, ModelSettings
-from .runtime import configure_cpu_threads
+from .runtime import CpuSettings, choose_cpu_settings, configure_cpu_threads, dtype_name
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +28,15 @@ class WeightsNotFoundError(FashionFlowError, FileNotFoundError):
 
 
 def describe_pipeline(pipeline, name: str) -> str:
-    """One line for status displays: which weights, on which device, which attention kernel and precision,
-    and the settings chosen for this machine (CPU threads, frames per decoder call, decoders, compilation)."""
+    """One line for status displays: which weights, on which device, which precision and layout (and on a
+    CPU why), which attention kernel, and the settings chosen for this machine (CPU threads, frames per
+    decoder call, decoders, compilation)."""
     label = " (untrained tiny model: its videos are noise)" if pipeline.config.untrained else ""
-    dtype = str(pipeline.unet.dtype).removeprefix("torch.")
     device = pipeline.execution_device
     offload = ", CPU offload" if pipeline.cpu_offloaded else ""
-    line = f"{name}{label} on {device}{offload}, {dtype}, attention: {pipeline.attention_backend}"
+    line = (
+        f"{name}{label} on {device}{offload}, {describe_precision(pipeline)}, attention: {pipeline.attention_backend}"
+    )
     if device.type == "cpu":
         line += f", {torch.get_num_threads()} CPU threads"
     chunk = pipeline.decode_chunk_size_for("full")
@@ -43,6 +45,25 @@ def describe_pipeline(pipeline, name: str) -> str:
     if pipeline.compile_settings is not None:
         line += f", {pipeline.compile_settings.describe()}"
     return line
+
+
+def describe_precision(pipeline) -> str:
+    """The precision and layout that run, with the reason `load_pipeline` chose them on a CPU (e.g. "float32
+    (this CPU has no bfloat16 units), channels-last convolutions"); just the precision when they were set
+    otherwise."""
+    settings: CpuSettings | None = pipeline.cpu_settings
+    unet, vae = pipeline.unet, pipeline.vae
+    if (
+        settings is not None
+        and pipeline.execution_device.type == "cpu"
+        and (unet.dtype, vae.dtype) == (settings.unet.dtype, settings.decoders.dtype)
+        and (unet.convolution_layout == "channels-last") == settings.unet.channels_last
+    ):
+        return settings.describe()
+    text = dtype_name(unet.dtype)
+    if vae.dtype != unet.dtype:
+        text += f" (VAE {dtype_name(vae.dtype)})"
+    return text + (", channels-last U-Net" if unet.convolution_layout == "channels-last" else "")
 
 
 def best_device() -> str:
@@ -54,9 +75,14 @@ def best_device() -> str:
 
 
 def default_dtype(device: str) -> torch.dtype:
-    """Half precision where it is fast and safe: bfloat16 on CUDA GPUs that have it, else float16; float32 elsewhere."""
-    if torch.device(device).type == "cuda":
+    """Half precision where it is fast and safe: bfloat16 on CUDA GPUs that have it, else float16; on a CPU
+    bfloat16 where it has bfloat16 units and a probe finds it faster (`runtime.choose_cpu_settings`: the
+    U-Net's precision); float32 elsewhere."""
+    kind = torch.device(device).type
+    if kind == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if kind == "cpu":
+        return choose_cpu_settings().unet.dtype
     return torch.float32
 
 
@@ -72,9 +98,11 @@ def load_pipeline(
 
     `model` is a pipeline folder (what `python -m fashionflow download` writes), a Hugging Face
     Hub repository id, or "tiny-random". Only weights are loaded, never code from the folder.
-    The precision defaults to bfloat16 on GPUs that have it (float16 on older ones, float32 on
-    CPUs); on a CPU, no more threads than usable cores. compile: torch.compile the U-Net and the
-    decoders (`FashionFlowPipeline.enable_compile`); each new video shape compiles once.
+    The precision defaults to bfloat16 on GPUs that have it (float16 on older ones); on a CPU to
+    bfloat16 where it has bfloat16 units and a short probe finds it faster, stage by stage, else
+    float32, with the convolutions' layout chosen too (`runtime.choose_cpu_settings`; `dtype` given
+    decides the precision). On a CPU, no more threads than usable cores. compile: torch.compile the
+    U-Net and the decoders (`FashionFlowPipeline.enable_compile`); each new video shape compiles once.
     """
     from .pipeline import FashionFlowPipeline
     from .schedulers import UnsupportedPredictionTypeError
@@ -122,19 +150,37 @@ def load_pipeline(
         raise WeightsNotFoundError(missing_model_message(model))
 
     device = device or best_device()
-    if torch.device(device).type == "cpu" or cpu_offload:
+    on_cpu = torch.device(device).type == "cpu"
+    if on_cpu or cpu_offload:
         configure_cpu_threads()
-    torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else (dtype or default_dtype(device))
+    requested = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    cpu_settings = choose_cpu_settings(requested) if on_cpu and not cpu_offload else None
+    torch_dtype = cpu_settings.unet.dtype if cpu_settings else (requested or default_dtype(device))
     pipeline.unet.set_attention_backend(attention_backend)
     if cpu_offload:
         pipeline.to(dtype=torch_dtype)
         pipeline.enable_model_cpu_offload(device=device)
     else:
         pipeline.to(device, torch_dtype)
+    if cpu_settings is not None:
+        apply_cpu_settings(pipeline, cpu_settings)
     pipeline.set_progress_bar_config(leave=False)
     if compile:
         pipeline.enable_compile()
     return pipeline
+
+
+def apply_cpu_settings(pipeline, settings: CpuSettings) -> None:
+    """Put the pipeline's models in the precision and layout `settings` chose for this CPU: CLIP and the
+    adapter follow the U-Net, the VAE (its encoder too) and the tiny decoder follow the decoders."""
+    for model in (pipeline.unet, pipeline.adapter, pipeline.image_encoder):
+        model.to(dtype=settings.unet.dtype)
+    pipeline.unet.set_convolution_layout("channels-last" if settings.unet.channels_last else "channels-first")
+    memory_format = torch.channels_last if settings.decoders.channels_last else torch.contiguous_format
+    for model in (pipeline.vae, pipeline.tiny_vae):
+        if model is not None:
+            model.to(dtype=settings.decoders.dtype, memory_format=memory_format)
+    pipeline.cpu_settings = settings
 
 
 def load_pipeline_as(settings: ModelSettings, device: str | None = None, **options):

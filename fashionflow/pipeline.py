@@ -102,6 +102,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         self.register_to_config(clip_preprocessing=clip_preprocessing, untrained=untrained)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self._compile_settings: CompileSettings | None = None
+        self.cpu_settings = None  # the precision and layout `load_pipeline` chose for this CPU (runtime.CpuSettings)
 
     # facts about the loaded model ---------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Settings that depend on the machine a pipeline runs on: CPU threads and frames per decoder call.
+"""Settings that depend on the machine a pipeline runs on: CPU threads, precision and memory layout on
+a CPU, and frames per decoder call.
 
 Chosen when the user does not give them; an explicit value always wins.
 
@@ -11,13 +12,26 @@ Chosen when the user does not give them; an explicit value always wins.
   0.9 GB per extra 640 x 512 frame, so it decodes one frame at a time, or two for the tiny
   decoder when they fit. On a GPU, batching keeps it busy: as many frames as fit in half of the
   free memory, up to 16.
+- Precision on a CPU: bfloat16 only where the processor multiplies in bfloat16 in hardware
+  (Intel AMX, AVX512-BF16) and a short probe of the U-Net's and the decoders' convolutions
+  confirms that it is faster there; float32 everywhere else, since without those units
+  PyTorch emulates bfloat16 and runs it several times slower than float32. A stage that
+  bfloat16 would harm (`BF16_HARMS`) stays float32.
+- Layout on a CPU: convolutions run channels-last (the decoders' weights stored NHWC, the
+  U-Net's video stored (b, f, h, w, c): models/layers.py). PyTorch's CPU convolution kernels
+  (oneDNN) work in that layout, and in bfloat16 only 2-D convolutions have fast kernels
+  everywhere. Where the probe runs, it measures both layouts and channels-first is kept if it
+  is clearly faster.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -76,6 +90,178 @@ def configure_cpu_threads() -> int:
         logger.info("Using %d CPU threads (the cores this process may use).", threads)
         torch.set_num_threads(threads)
     return threads
+
+
+# precision and layout on a CPU -----------------------------------------------------------------------------
+
+BF16_MIN_SPEEDUP = 1.15  # bfloat16 must run the probe at least this much faster than float32 to be chosen
+CHANNELS_FIRST_MIN_SPEEDUP = 1.1  # channels-first replaces channels-last only when clearly faster
+# Stages that stay float32 even where bfloat16 is faster, with the measured reason (benchmarks/cpu_bf16_quality.py).
+BF16_HARMS: dict[str, str] = {}
+STAGES = ("unet", "decoders")  # the U-Net (with CLIP and the adapter), and the VAE / tiny decoder
+PROBE_DTYPES = (torch.float32, torch.bfloat16)
+
+
+@dataclass(frozen=True)
+class CpuFeatures:
+    """What the processor offers for bfloat16, as PyTorch detects it."""
+
+    amx: bool  # Intel AMX tiles (Sapphire Rapids and later)
+    avx512_bf16: bool  # AVX512-BF16 dot products (Cooper Lake, Sapphire Rapids, AMD Zen 4...)
+    vector_isa: str  # the widest vector instructions PyTorch's CPU kernels use here ("AVX2", "AVX512"...)
+
+    @property
+    def bf16_units(self) -> str | None:
+        """ "AMX", "AVX512-BF16", or None where bfloat16 is only emulated."""
+        return "AMX" if self.amx else "AVX512-BF16" if self.avx512_bf16 else None
+
+    def describe(self) -> str:
+        units = [name for name, present in (("AMX", self.amx), ("AVX512-BF16", self.avx512_bf16)) if present]
+        return f"{self.vector_isa}, " + (" and ".join(units) if units else "no bfloat16 units")
+
+
+def cpu_features() -> CpuFeatures:
+    """This processor's bfloat16 support (torch.cpu's checks; False where this PyTorch has none)."""
+
+    def check(name: str) -> bool:
+        probe = getattr(torch.cpu, name, None)
+        return bool(probe()) if probe is not None else False
+
+    return CpuFeatures(
+        amx=check("_is_amx_tile_supported"),
+        avx512_bf16=check("_is_avx512_bf16_supported"),
+        vector_isa=torch.backends.cpu.get_cpu_capability(),
+    )
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """Precision and layout of one stage, and why that precision."""
+
+    dtype: torch.dtype
+    channels_last: bool
+    why: str
+
+
+@dataclass(frozen=True)
+class CpuSettings:
+    """What runs on this CPU: the U-Net (with CLIP and the adapter) and the decoders (the VAE, the tiny one)."""
+
+    features: CpuFeatures
+    unet: StageSettings
+    decoders: StageSettings
+    probe: dict | None = None  # seconds per (stage, dtype name, layout) when the probe ran
+
+    def describe(self) -> str:
+        """E.g. "float32 (this CPU has no bfloat16 units), channels-last convolutions"."""
+        unet, decoders = self.unet, self.decoders
+        if (unet.dtype, unet.why) == (decoders.dtype, decoders.why):
+            precision = f"{dtype_name(unet.dtype)} ({unet.why})"
+        else:
+            precision = (
+                f"U-Net {dtype_name(unet.dtype)} ({unet.why}), decoders {dtype_name(decoders.dtype)} ({decoders.why})"
+            )
+        if unet.channels_last == decoders.channels_last:
+            layout = f"{_layout_name(unet.channels_last)} convolutions"
+        else:
+            layout = f"U-Net {_layout_name(unet.channels_last)}, decoders {_layout_name(decoders.channels_last)}"
+        return f"{precision}, {layout}"
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _layout_name(channels_last: bool) -> str:
+    return "channels-last" if channels_last else "channels-first"
+
+
+def choose_cpu_settings(dtype: torch.dtype | None = None) -> CpuSettings:
+    """Precision and layout of each stage on this CPU; `dtype` (the user's) decides the precision when given.
+
+    Without bfloat16 units nothing is measured: float32 (or `dtype`), channels-last. With them, the
+    probe (`probe_speeds`, once per process) times both precisions and both layouts of each stage.
+    """
+    features = cpu_features()
+    units = features.bf16_units
+    if units is None:
+        stage = StageSettings(
+            dtype or torch.float32, channels_last=True, why="asked for" if dtype else "this CPU has no bfloat16 units"
+        )
+        return CpuSettings(features, unet=stage, decoders=stage)
+    speeds = probe_speeds()
+    choices = {stage: _choose_stage(stage, speeds, dtype, units) for stage in STAGES}
+    return CpuSettings(
+        features, **choices, probe={f"{s}:{dtype_name(d)}:{_layout_name(c)}": t for (s, d, c), t in speeds.items()}
+    )
+
+
+def _choose_stage(stage: str, speeds: dict, dtype: torch.dtype | None, units: str) -> StageSettings:
+    def fastest(candidate: torch.dtype) -> tuple[bool, float]:
+        """(channels_last, seconds): channels-last unless channels-first is clearly faster."""
+        last, first = speeds[(stage, candidate, True)], speeds[(stage, candidate, False)]
+        return (False, first) if last > first * CHANNELS_FIRST_MIN_SPEEDUP else (True, last)
+
+    if dtype is not None:
+        channels_last = fastest(dtype)[0] if dtype in PROBE_DTYPES else True
+        return StageSettings(dtype, channels_last, "asked for")
+    f32_layout, f32_seconds = fastest(torch.float32)
+    bf16_layout, bf16_seconds = fastest(torch.bfloat16)
+    speedup = f32_seconds / bf16_seconds
+    if speedup < BF16_MIN_SPEEDUP:
+        return StageSettings(torch.float32, f32_layout, f"{units}, but bfloat16 measured no faster: {speedup:.1f}x")
+    if stage in BF16_HARMS:
+        return StageSettings(torch.float32, f32_layout, BF16_HARMS[stage])
+    return StageSettings(torch.bfloat16, bf16_layout, f"{units}: {speedup:.1f}x float32's speed in a short probe")
+
+
+# The probe's workloads: a U-Net level-0 pseudo-3D convolution (64 channels, 4 frames at half the
+# published latent size) and a decoder 3 x 3 convolution (128 channels at 64 x 64). Each costs about
+# 0.5 GFLOP: a few milliseconds where bfloat16 units exist.
+PROBE_UNET_VIDEO = (1, 64, 4, 40, 32)
+PROBE_DECODER_IMAGE = (1, 128, 64, 64)
+PROBE_REPEATS = 3
+PROBE_SLOW_SECONDS = 0.5
+
+
+@functools.cache
+def probe_speeds(
+    unet_video: tuple[int, ...] = PROBE_UNET_VIDEO, decoder_image: tuple[int, ...] = PROBE_DECODER_IMAGE
+) -> dict[tuple[str, torch.dtype, bool], float]:
+    """Seconds of each stage's probe workload per (stage, dtype, channels_last): the best of a few runs,
+    measured once per process (about 0.1 s where bfloat16 units exist)."""
+    from .models.layers import PseudoConv3d
+
+    generator = torch.Generator().manual_seed(0)
+    unet_conv = PseudoConv3d(unet_video[1], unet_video[1]).eval()
+    decoder_conv = torch.nn.Conv2d(decoder_image[1], decoder_image[1], 3, padding=1).eval()
+    video, image = torch.randn(unet_video, generator=generator), torch.randn(decoder_image, generator=generator)
+    speeds = {}
+    for dtype in PROBE_DTYPES:
+        for channels_last in (True, False):
+            unet_conv.to(dtype)
+            unet_conv.channels_last = channels_last
+            memory_format = torch.channels_last if channels_last else torch.contiguous_format
+            decoder_conv.to(dtype=dtype, memory_format=memory_format)
+            speeds[("unet", dtype, channels_last)] = _best_time(unet_conv, video.to(dtype))
+            speeds[("decoders", dtype, channels_last)] = _best_time(decoder_conv, image.to(dtype))
+    logger.info("CPU probe (seconds): %s", {f"{s}:{d}:{c}": round(t, 4) for (s, d, c), t in speeds.items()})
+    return speeds
+
+
+@torch.no_grad()
+def _best_time(module: torch.nn.Module, x: torch.Tensor) -> float:
+    start = time.perf_counter()
+    module(x)  # the first call sets up kernels
+    first = time.perf_counter() - start
+    if first > PROBE_SLOW_SECONDS:  # far too slow to be chosen (an emulated path): not worth repeating
+        return first
+    best = math.inf
+    for _ in range(PROBE_REPEATS):
+        start = time.perf_counter()
+        module(x)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 # memory --------------------------------------------------------------------------------------------------------

@@ -79,6 +79,8 @@ def test_chunked_published_level_zero_block_matches():
         ("cpu", "full", torch.float32, 20 * GB, 70, 1),  # batching the VAE gains nothing on a CPU
         ("cpu", "tiny", torch.float32, 20 * GB, 70, 2),
         ("cpu", "tiny", torch.float32, 1 * GB, 70, 1),  # two frames would take over a quarter of the memory
+        ("cpu", "tiny", torch.float32, 2 * GB, 70, 1),  # 0.34 GB a frame in float32: one fits in 0.5 GB
+        ("cpu", "tiny", torch.bfloat16, 2 * GB, 70, 2),  # half of that in bfloat16: two fit
         ("cuda", "full", torch.bfloat16, 70 * GB, 70, 16),
         ("cuda", "full", torch.bfloat16, 2 * GB, 70, 2),  # 0.46 GB a frame, half of the free memory
         ("cuda", "full", torch.float32, 0, 70, 1),  # never less than one

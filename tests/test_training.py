@@ -416,3 +416,23 @@ def test_accelerate_launch_runs_the_module(data, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "pipeline" / "model_index.json").is_file()
+
+
+def test_bf16_mixed_precision_trains_on_the_cpu(data, tmp_path, monkeypatch):
+    """`train --mixed-precision bf16` on a CPU: accelerate's CPU autocast runs the U-Net and adapter in
+    bfloat16 (the weights and optimiser stay float32, the frozen encoders are bfloat16)."""
+    seen = []
+    original = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(
+        torch.nn.functional,
+        "scaled_dot_product_attention",
+        lambda q, *a, **k: seen.append(q.dtype) or original(q, *a, **k),
+    )
+    run = tmp_path / "run"
+    assert main(["train", str(data), "-o", str(run), "--model", "tiny-random", "--max-steps", "2",
+                 "--mixed-precision", "bf16", "--log-every", "1", "--report-to", "none"]) == 0  # fmt: skip
+    losses = [m["loss"] for m in metrics(run)]
+    assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)
+    assert torch.bfloat16 in seen  # autocast really ran the attention in bfloat16
+    saved = load_file(run / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert all(t.dtype == torch.float32 for t in saved.values())

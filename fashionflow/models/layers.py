@@ -1,7 +1,17 @@
 """Convolutional building blocks of the FashionFlow U-Net.
 
-Every block takes and returns video features laid out as (b, c, f, h, w). Parameter
+Every block takes and returns video features of shape (b, c, f, h, w). Parameter
 shapes follow the published checkpoint (see `fashionflow.convert` for the key names).
+
+Two layouts compute the same function (`FashionFlowUNet.set_convolution_layout`):
+- channels-first: the video is stored (b, c, f, h, w) and the pseudo-3D convolutions run as
+  conv3d with (1, k, k) and (kt, 1, 1) kernels, the 1x1x1 ones as conv3d too;
+- channels-last: the video is stored (b, f, h, w, c) (torch.channels_last_3d), and every
+  convolution runs on a view of it without copies: the k x k one as a channels-last conv2d over
+  the frames (b f, c, h, w), the temporal one as a channels-last conv2d over (b, c, f, h w) with
+  a (kt, 1) kernel, and the 1x1x1 ones as matrix products over the channels. On CPUs this is
+  the layout their convolution kernels work in (no reordering around every call), and 2-D
+  convolutions have fast kernels in bfloat16 where 3-D ones may not; see runtime.py.
 """
 
 from __future__ import annotations
@@ -32,7 +42,31 @@ class TimestepEmbedding(nn.Module):
         return F.silu(self.linear(embedding.to(self.linear.weight.dtype)))
 
 
-class PseudoConv3d(nn.Module):
+class LayoutMixin:
+    """A layer that can compute on channels-last views (set by `FashionFlowUNet.set_convolution_layout`)."""
+
+    channels_last: bool = False
+
+
+def channels_last_view(x: torch.Tensor) -> torch.Tensor:
+    """(b, c, f, h, w) -> (b, f, h, w, c) tokens, contiguous: a view when `x` is stored channels-last, else a copy.
+
+    Views of these tokens made by `reshape` get the canonical strides that PyTorch's kernels
+    recognise as channels-last (a size-1 batch keeps no odd stride that would hide the layout)."""
+    return x.permute(0, 2, 3, 4, 1).contiguous()
+
+
+def from_channels_last_view(x: torch.Tensor) -> torch.Tensor:
+    """(b, f, h, w, c) -> (b, c, f, h, w), a view that is stored channels-last."""
+    return x.permute(0, 4, 1, 2, 3)
+
+
+def pointwise(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
+    """A 1 x 1 (x 1) convolution of channels-last tokens (..., c_in) -> (..., c_out), as one matrix product."""
+    return F.linear(x, conv.weight.flatten(1), conv.bias)
+
+
+class PseudoConv3d(LayoutMixin, nn.Module):
     """A k x k convolution on every frame, then a 1-D convolution over time at every pixel.
 
     The temporal convolution starts as the identity (Dirac init) and is left out when k = 1.
@@ -51,12 +85,26 @@ class PseudoConv3d(nn.Module):
             nn.init.zeros_(self.temporal_conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            return self._forward_channels_last(x)
         pad = self.spatial_conv.padding[0]
         x = F.conv3d(x, self.spatial_conv.weight.unsqueeze(2), self.spatial_conv.bias, padding=(0, pad, pad))
         if self.temporal_conv is None:
             return x
         pad = self.temporal_conv.padding[0]
         return F.conv3d(x, self.temporal_conv.weight[..., None, None], self.temporal_conv.bias, padding=(pad, 0, 0))
+
+    def _forward_channels_last(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, f, h, w = x.shape
+        tokens = channels_last_view(x)
+        frames = tokens.reshape(b * f, h, w, -1).permute(0, 3, 1, 2)  # (b f, c, h, w), channels-last
+        tokens = self.spatial_conv(frames).permute(0, 2, 3, 1)  # (b f, h, w, c)
+        if self.temporal_conv is not None:
+            pad = self.temporal_conv.padding[0]
+            pixels = tokens.reshape(b, f, h * w, -1).permute(0, 3, 1, 2)  # (b, c, f, h w): every pixel's frames
+            pixels = F.conv2d(pixels, self.temporal_conv.weight[..., None], self.temporal_conv.bias, padding=(pad, 0))
+            tokens = pixels.permute(0, 2, 3, 1)
+        return from_channels_last_view(tokens.reshape(b, f, h, w, -1))
 
 
 class Block(nn.Module):
@@ -96,7 +144,7 @@ class ResnetBlock(nn.Module):
         return self.block2(h) + self.res_conv(x)
 
 
-class Downsample(nn.Module):
+class Downsample(LayoutMixin, nn.Module):
     """Space-to-depth 2x2 then a 1x1 conv; optionally the same over pairs of frames."""
 
     def __init__(self, dim: int, downsample_time: bool = False):
@@ -105,6 +153,12 @@ class Downsample(nn.Module):
         self.down_time = nn.Conv3d(dim * 2, dim, 1, bias=False) if downsample_time else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = rearrange(channels_last_view(x), "b f (h p1) (w p2) c -> b f h w (c p1 p2)", p1=2, p2=2)
+            x = pointwise(x, self.down_space)
+            if self.down_time is not None:
+                x = pointwise(rearrange(x, "b (f p) h w c -> b f h w (c p)", p=2), self.down_time)
+            return from_channels_last_view(x)
         x = rearrange(x, "b c f (h p1) (w p2) -> b (c p1 p2) f h w", p1=2, p2=2)
         x = F.conv3d(x, self.down_space.weight.unsqueeze(2))
         if self.down_time is not None:
@@ -112,7 +166,7 @@ class Downsample(nn.Module):
         return x
 
 
-class Upsample(nn.Module):
+class Upsample(LayoutMixin, nn.Module):
     """A 1x1 conv to 4x channels then depth-to-space 2x2; optionally the same over time."""
 
     def __init__(self, dim: int, upsample_time: bool = False):
@@ -134,6 +188,13 @@ class Upsample(nn.Module):
             conv.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = rearrange(
+                pointwise(channels_last_view(x), self.up_space), "b f h w (c p1 p2) -> b f (h p1) (w p2) c", p1=2, p2=2
+            )
+            if self.up_time is not None:
+                x = rearrange(pointwise(x, self.up_time), "b f h w (c p) -> b (f p) h w c", p=2)
+            return from_channels_last_view(x)
         x = F.conv3d(x, self.up_space.weight.unsqueeze(2), self.up_space.bias)
         x = rearrange(x, "b (c p1 p2) f h w -> b c f (h p1) (w p2)", p1=2, p2=2)
         if self.up_time is not None:
@@ -158,7 +219,7 @@ class ChanLayerNorm(nn.Module):
         return (x - mean) * var.clamp(min=eps).rsqrt() * self.g
 
 
-class TemporalShiftFeedForward(nn.Module):
+class TemporalShiftFeedForward(LayoutMixin, nn.Module):
     """GEGLU feed-forward of 1x1x1 convs that shifts half of its hidden channels one frame later."""
 
     def __init__(self, dim: int, mult: float = 4):
@@ -169,6 +230,13 @@ class TemporalShiftFeedForward(nn.Module):
         self.proj_out = nn.Conv3d(inner_dim, dim, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x, gate = pointwise(channels_last_view(x), self.proj_in).chunk(2, dim=-1)  # (b, f, h, w, c) tokens
+            x = x * F.gelu(gate)
+            x, x_shift = x.chunk(2, dim=-1)
+            x_shift = F.pad(x_shift, (0, 0, 0, 0, 0, 0, 1, -1))  # along f, as below
+            x = self.norm(from_channels_last_view(torch.cat((x, x_shift), dim=-1)))
+            return from_channels_last_view(pointwise(channels_last_view(x), self.proj_out))
         x, gate = self.proj_in(x).chunk(2, dim=1)
         x = x * F.gelu(gate)
         x, x_shift = x.chunk(2, dim=1)

@@ -25,9 +25,10 @@ from torch import nn
 
 from .attention import AttentionBackendMixin, CrossAttentionBlock, SpatioTemporalAttention
 from .attention_backend import check_attention_backend, resolve_attention_backend
-from .layers import Downsample, PseudoConv3d, ResnetBlock, TimestepEmbedding, Upsample
+from .layers import Downsample, LayoutMixin, PseudoConv3d, ResnetBlock, TimestepEmbedding, Upsample
 
 SKIP_SCALE = 2**-0.5
+CONVOLUTION_LAYOUTS = ("channels-first", "channels-last")  # layers.py: the same function, stored two ways
 
 
 @dataclass
@@ -239,6 +240,24 @@ class FashionFlowUNet(ModelMixin, ConfigMixin):
         }
         return " + ".join(sorted(resolved))  # one name unless layers were set apart
 
+    # layout -----------------------------------------------------------------------------------
+
+    def set_convolution_layout(self, layout: str) -> None:
+        """How the video is stored while the convolutions run (the outputs are the same up to rounding):
+        "channels-first" (b, c, f, h, w), the convolutions as conv3d, or "channels-last" (b, f, h, w, c),
+        the convolutions as channels-last conv2d and matrix products on views of it (faster on CPUs:
+        see layers.py and runtime.py). Parameters, saved weights and the output's shape do not change."""
+        if layout not in CONVOLUTION_LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(CONVOLUTION_LAYOUTS)}; got {layout!r}.")
+        for module in self.modules():
+            if isinstance(module, LayoutMixin):
+                module.channels_last = layout == "channels-last"
+
+    @property
+    def convolution_layout(self) -> str:
+        """ "channels-first" or "channels-last": see `set_convolution_layout`."""
+        return "channels-last" if self.conv_in.channels_last else "channels-first"
+
     # memory -----------------------------------------------------------------------------------
 
     def enable_forward_chunking(self, chunk_size: int | None = None) -> None:
@@ -282,7 +301,7 @@ class FashionFlowUNet(ModelMixin, ConfigMixin):
         x = self.mid_block2(self.mid_attn(self.mid_block1(x, time_emb)), time_emb)
         for level, level_skips in zip(reversed(self.up_levels), reversed(skips)):
             x = self._run(level, x, time_emb, encoder_hidden_states, *level_skips)
-        x = self.conv_out(x)
+        x = self.conv_out(x).contiguous()  # channels-first for the caller, whatever the layout inside
 
         return FashionFlowUNetOutput(sample=x) if return_dict else (x,)
 
