@@ -138,9 +138,8 @@ def lay_out(app: FashionFlowApp, status: service.ModelStatus) -> Page:
                 service.length_choices(),
                 value=defaults.num_clips,
                 label="Length",
-                info="Longer videos chain clips, each starting where the one before ends (at the usual "
-                "70 frames and 25 frames per second; the summary gives the exact length). Each clip adds "
-                "the time of one video.",
+                info="Clips chained, each starting where the one before ends; each adds one clip's time. "
+                "(At 70 frames and 25 per second; the summary gives the exact length.)",
                 elem_id="length",
             )
             with gr.Row():
