@@ -97,18 +97,22 @@ def measure(video: np.ndarray, still: np.ndarray, num_frames: int, num_clips: in
     }
 
 
-def strip(video: np.ndarray, num_frames: int, num_clips: int, overlap: int, every: int) -> np.ndarray:
-    """Every `every`-th frame side by side, a bar above each saying which clip made it (alternating shades)."""
-    spans = clip_spans(num_frames, num_clips, overlap)
-    owner = np.zeros(len(video), dtype=int)
-    for k, (first, end) in enumerate(spans):
-        owner[first:end] = k
-    tiles = []
-    for i in range(0, len(video), every):
-        bar = np.full((4, video.shape[2], 3), (200, 60, 60) if owner[i] % 2 else (60, 60, 200), np.uint8)
-        tiles.append(np.concatenate([bar, video[i]], axis=0))
-        tiles.append(np.full((video.shape[1] + 4, 2, 3), 255, np.uint8))
-    return np.concatenate(tiles[:-1], axis=1)
+def strip(video: np.ndarray, num_frames: int, num_clips: int, overlap: int) -> np.ndarray:
+    """One row per clip, every 2nd frame and its last: each row begins with the frame(s) the clip was
+    given (marked by a dark bar above them: the still's latent for clip 1, the row above's last frames after)."""
+    rows = []
+    for k in range(num_clips):
+        start = k * (num_frames - overlap)
+        shown = sorted({*range(start, start + num_frames, 2), start + num_frames - 1})
+        given = start + (1 if k == 0 else overlap)
+        tiles = []
+        for i in shown:
+            bar = np.full((3, video.shape[2], 3), 60 if i < given else 255, np.uint8)
+            tiles += [np.concatenate([bar, video[i]]), np.full((video.shape[1] + 3, 2, 3), 255, np.uint8)]
+        rows += [np.concatenate(tiles[:-1], axis=1), np.full((4, 1, 3), 255, np.uint8)]
+    width = max(row.shape[1] for row in rows)
+    rows = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows[:-1]]
+    return np.concatenate(rows, axis=0)
 
 
 def main() -> None:
@@ -167,11 +171,13 @@ def main() -> None:
     for name, s in summary.items():
         join = f"{s['join_motion']:.2f}" if s["join_motion"] is not None else "-"
         ratio = f"{s['join_motion'] / s['within_motion']:.2f}x" if s["join_motion"] is not None else "-"
-        colours = " | ".join(f"{c:.1f}" for c in s["colour_by_clip"])
+        colours = " | ".join(
+            [f"{c:.1f}" for c in s["colour_by_clip"]] + ["-"] * (args.clips - len(s["colour_by_clip"]))
+        )
         print(f"| {name} | {join} | {s['within_motion']:.2f} | {ratio} | {s['first_step_motion']:.2f} | {colours} |")
 
-    for overlap, vids in videos.items():  # the first held-out clip's chained video, every 2nd frame
-        picture = Image.fromarray(strip(vids[0], num_frames, args.clips, overlap, every=2))
+    for overlap, vids in videos.items():  # the first held-out clip's chained video
+        picture = Image.fromarray(strip(vids[0], num_frames, args.clips, overlap))
         picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST).save(
             args.output / f"strip-overlap-{overlap}.png", optimize=True
         )

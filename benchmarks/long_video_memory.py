@@ -8,10 +8,13 @@ written the way the pipeline wrote them before (all frames decoded, then handed 
 The model is the `tiny-random` architecture (untrained, a few hundred thousand weights) at the
 published 640 x 512 frame, so that what grows with the video, its decoded frames (3.9 MB each in
 float32, 1 MB as 8-bit pictures), is not hidden by the model's own working memory, which does not
-grow with it. Each row runs in a fresh process; "peak" is how much the process's peak resident
-memory grew during the measured call (Linux: the peak VmHWM is reset through /proc/self/clear_refs
-after a warm-up call of the same shapes). ffmpeg runs as a process of its own, not counted here;
-its memory does not grow with the length either (x264 keeps a fixed window of frames).
+grow with it. Each run is a fresh process (no run inherits another's memory), each row the median
+of `--repeats` runs (the allocator's peak varies by some tens of MB from run to run): "peak" is the
+process's peak resident memory during the call (Linux: VmHWM, reset through /proc/self/clear_refs once
+the model is built), "above the model" that peak less the memory of the loaded model and libraries
+(the same in every row; the call's own one-off costs, such as imports on first use, are in it).
+ffmpeg runs as a process of its own, not counted here; its memory does not grow with the length
+either (x264 keeps a fixed window of frames).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -74,12 +79,13 @@ MEASURE = textwrap.dedent("""
             del latents
             export_video(pictures, path)
 
-    run(1, folder + "/warm-up.mp4")  # one-off costs (allocator pools, kernel choices) are not counted
     open("/proc/self/clear_refs", "w").write("5")  # resets the peak (VmHWM) to the current size
-    before = resident_mb("VmRSS")
+    loaded = resident_mb("VmRSS")
     started = time.perf_counter()
     run(clips, folder + "/video.mp4")
-    print(json.dumps({"peak_mb": resident_mb("VmHWM") - before, "seconds": time.perf_counter() - started}))
+    peak = resident_mb("VmHWM")
+    print(json.dumps({"loaded_mb": loaded, "peak_mb": peak, "above_loaded_mb": peak - loaded,
+                      "seconds": time.perf_counter() - started}))
 """)
 
 
@@ -105,31 +111,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     parser.add_argument("--size", default="640x512", help="frame size HEIGHTxWIDTH (default the published 640x512)")
-    parser.add_argument("--quick", action="store_true", help="1 and 2 clips of 128 x 128 frames")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per row (default 3): the allocator's peak varies by tens of MB"
+    )
+    parser.add_argument("--quick", action="store_true", help="1 and 2 clips of 128 x 128 frames, one run each")
     args = parser.parse_args()
     height, width = (int(n) for n in args.size.lower().split("x"))
     counts = (1, 2, 4)
     if args.quick:
-        height, width, counts = 128, 128, (1, 2)
+        height, width, counts, args.repeats = 128, 128, (1, 2), 1
 
     rows = []
     for mode in MODES:
         for clips in counts:
-            row = {"mode": mode, "clips": clips, **measure(mode, clips, args.frames, height, width)}
+            runs = [measure(mode, clips, args.frames, height, width) for _ in range(args.repeats)]
+            row = {"mode": mode, "clips": clips, "video_frames": runs[0]["video_frames"], "runs": runs}
+            for key in ("peak_mb", "above_loaded_mb"):
+                row[key] = float(np.median([run[key] for run in runs]))
             rows.append(row)
-            print(f"  {mode}, {clips} clip(s): {row['peak_mb']:.0f} MB", flush=True)
-    base = {r["mode"]: r["peak_mb"] for r in rows if r["clips"] == 1}
+            peaks = ", ".join(f"{run['peak_mb']:.0f}" for run in runs)
+            print(f"  {mode}, {clips} clip(s): peak {peaks} MB", flush=True)
+    base = {r["mode"]: r for r in rows if r["clips"] == 1}
 
-    print(f"\nPeak memory above the loaded model, {args.frames}-frame clips of {height} x {width}, 2 steps:\n")
-    print("| how | clips | frames | peak memory | x 1 clip |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        f"\nPeak memory of one call (median of {args.repeats} runs, each in a fresh process), {args.frames}-frame "
+        f"clips of {height} x {width}, 2 steps, decoding 1 frame a call:\n"
+    )
+    print("| how | clips | frames | peak (runs) | x 1 clip | above the model | x 1 clip |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        ratio = r["peak_mb"] / base[r["mode"]] if base[r["mode"]] else float("nan")
-        print(f"| {MODES[r['mode']]} | {r['clips']} | {r['video_frames']} | {r['peak_mb']:.0f} MB | {ratio:.2f} |")
+        one = base[r["mode"]]
+        spread = "-".join(
+            f"{v:.0f}" for v in (min(x["peak_mb"] for x in r["runs"]), max(x["peak_mb"] for x in r["runs"]))
+        )
+        print(
+            f"| {MODES[r['mode']]} | {r['clips']} | {r['video_frames']} | {r['peak_mb']:.0f} MB ({spread}) | "
+            f"{r['peak_mb'] / one['peak_mb']:.2f} | {r['above_loaded_mb']:.0f} MB | "
+            f"{r['above_loaded_mb'] / one['above_loaded_mb']:.2f} |"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "frames_per_clip": args.frames,
         "frame_size": [height, width],
+        "repeats": args.repeats,
         "modes": MODES,
         "rows": rows,
         "load_average": os.getloadavg(),

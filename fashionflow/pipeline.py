@@ -259,6 +259,7 @@ class FashionFlowPipeline(DiffusionPipeline):
         b, _, f, _, _ = latents.shape
         return torch.cat(list(self.decoded_chunks(latents, chunk_size, progress, decoder))).unflatten(0, (b, f))
 
+    @torch.no_grad()
     def decoded_chunks(
         self,
         latents: torch.Tensor,
