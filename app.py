@@ -134,6 +134,14 @@ def lay_out(app: FashionFlowApp, status: service.ModelStatus) -> Page:
             page.photo_message = gr.HTML("", elem_id="photo-message")
             gr.Markdown(TIP, elem_id="tip")
             form["fit"] = gr.Radio(FIT_CHOICES, value=defaults.fit, label="Framing", elem_id="fit")
+            form["clips"] = gr.Radio(
+                service.length_choices(),
+                value=defaults.num_clips,
+                label="Length",
+                info="Clips chained, each starting where the one before ends; each adds one clip's time. "
+                "(At 70 frames and 25 per second; the summary gives the exact length.)",
+                elem_id="length",
+            )
             with gr.Row():
                 form["seed"] = gr.Number(
                     value=0,

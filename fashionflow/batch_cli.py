@@ -52,7 +52,13 @@ class GenerateSettings(ModelSettings):
         low=seeds.MIN_SEED,
         high=seeds.MAX_SEED,
     )
-    frames: int = option(DEFAULT_NUM_FRAMES, "even number of frames (default: {default})", low=2, even=True)
+    frames: int = option(DEFAULT_NUM_FRAMES, "even number of frames per clip (default: {default})", low=2, even=True)
+    clips: int = option(
+        1,
+        "clips chained into one longer video, each starting where the one before ends: "
+        "clips x (frames - 1) + 1 frames (default: {default})",
+        low=1,
+    )
     fit: str = option(DEFAULT_FIT, "how the photo fills the frame (default: {default})", choices=FIT_MODES)
     format: str | None = option(None, "video format for a batch (default: mp4)", choices=VIDEO_FORMATS)
     fps: int = option(DEFAULT_FPS, "frames per second of the video (default: {default})", low=MIN_FPS, high=MAX_FPS)
@@ -103,6 +109,7 @@ def generate(settings: GenerateSettings) -> int:
         "sampler": settings.sampler,
         "steps": settings.steps or default_steps(settings.sampler),
         "frames": settings.frames,
+        "clips": settings.clips,
         "fit": settings.fit,
         "fps": settings.fps,
         "loop": settings.loop,
@@ -182,11 +189,13 @@ def _generator(settings: GenerateSettings, bars: bool, device: str | None = None
             result = pipeline(
                 job.photo,
                 num_frames=settings.frames,
+                num_clips=settings.clips,
                 sampler=settings.sampler,
                 num_inference_steps=settings.steps,
                 fit=settings.fit,
                 generator=torch.Generator().manual_seed(job.seed),
                 decode_chunk_size=settings.decode_chunk_size,
+                output_type="latent",  # nothing returned but the file: its frames go to it as they are decoded
                 output_path=job.video,
                 fps=settings.fps,
                 loop=settings.loop,

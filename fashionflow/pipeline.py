@@ -6,7 +6,7 @@ import contextlib
 import inspect
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from .image import DEFAULT_FIT, FIT_MODES, ImageInput, frame_image, image_to_ten
 from .models import ConditionAdapter, FashionFlowUNet
 from .runtime import DECODERS, choose_decode_chunk_size
 from .schedulers import DEFAULT_SAMPLER, SAMPLERS, check_prediction_type, default_steps, make_scheduler
-from .video import DEFAULT_FPS, MAX_FPS, MIN_FPS, VIDEO_FORMATS, boomerang, export_video
+from .video import DEFAULT_FPS, MAX_FPS, MIN_FPS, VIDEO_FORMATS, VideoWriter, boomerang, chained_frames
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +257,20 @@ class FashionFlowPipeline(DiffusionPipeline):
         decoder: "full" (the VAE's) or "tiny" (TAESD, for quick previews). chunk_size None: chosen
         from the device and its free memory (`decode_chunk_size_for`).
         """
+        b, _, f, _, _ = latents.shape
+        return torch.cat(list(self.decoded_chunks(latents, chunk_size, progress, decoder))).unflatten(0, (b, f))
+
+    @torch.no_grad()
+    def decoded_chunks(
+        self,
+        latents: torch.Tensor,
+        chunk_size: int | None = None,
+        progress: ProgressCallback | None = None,
+        decoder: str = "full",
+    ) -> Iterator[torch.Tensor]:
+        """The frames of latents (b, 4, f, h, w) as they are decoded, `chunk_size` per decoder call, video
+        after video: chunks (n, 3, H, W) in [0, 1] on the CPU. What hands frames on (to a video file)
+        without ever holding a whole video; `decode_latents` gathers them."""
         model = self.decoder_model(decoder)
         b, _, f, _, _ = latents.shape
         if chunk_size is None:
@@ -267,7 +281,6 @@ class FashionFlowPipeline(DiffusionPipeline):
         # pixels in [0, 1] within that range, and TAESD imitates the VAE's decoder, so both
         # outputs are [0, 1] pixels as they come.
         flat = (latents / model.config.scaling_factor).permute(0, 2, 1, 3, 4).flatten(0, 1)  # (b f) c h w
-        frames = []
         for start in range(0, flat.shape[0], chunk_size):
             # contiguous: a compiled decoder is specialised to one memory layout as well as one shape
             chunk = flat[start : start + chunk_size].to(self.execution_device, model.dtype).contiguous()
@@ -277,10 +290,59 @@ class FashionFlowPipeline(DiffusionPipeline):
                 chunk = torch.cat((chunk, chunk[-1:].expand(chunk_size - count, -1, -1, -1)))
             if self.uses_cuda_graphs:
                 torch.compiler.cudagraph_mark_step_begin()
-            frames.append(model.decode(chunk).sample[:count].float().clamp(0, 1).cpu())
+            frames = model.decode(chunk).sample[:count].float().clamp(0, 1).cpu()
             if progress is not None:
                 progress("decode", min(start + chunk_size, flat.shape[0]), flat.shape[0])
-        return torch.cat(frames).unflatten(0, (b, f))
+            yield frames
+
+    def decode_to_video(
+        self,
+        latents: torch.Tensor,
+        output_type: str,
+        output_path: str | os.PathLike | None = None,
+        fps: int = DEFAULT_FPS,
+        loop: bool = False,
+        chunk_size: int | None = None,
+        progress: ProgressCallback | None = None,
+        decoder: str = "full",
+    ) -> tuple[list[list[PIL.Image.Image]] | np.ndarray | torch.Tensor | None, Path | None]:
+        """Decode latents (b, 4, f, h, w): (the frames as `output_type` says, None for "latent"; the
+        video written to `output_path`, or None).
+
+        The frames go to the video file as they are decoded, so a long video is never held whole
+        for the file: with output_type "latent" memory stays flat however long the video is (the
+        frames of a `loop` excepted: its way back needs them, kept as 8-bit pictures). Frames that
+        are returned are kept as asked: "pil" as 8-bit pictures, "np" and "pt" as float32.
+        """
+        b, _, f, _, _ = latents.shape
+        kept, pictures = [], []  # float chunks ("np", "pt"); 8-bit frames ("pil", and a loop's way back)
+        with VideoWriter(output_path, fps) if output_path is not None else contextlib.nullcontext() as video:
+            for chunk in self.decoded_chunks(latents, chunk_size, progress, decoder):
+                if output_type in ("np", "pt"):
+                    kept.append(chunk)
+                if video is None and output_type != "pil":
+                    continue
+                chunk_pictures = to_pictures(chunk)
+                if video is not None:
+                    for picture in chunk_pictures:
+                        video.write(picture)
+                if output_type == "pil" or loop:
+                    pictures.extend(chunk_pictures)
+            if video is not None:
+                if progress is not None:
+                    progress("export", 0, 1)
+                for picture in boomerang(pictures)[len(pictures) :] if loop else ():
+                    video.write(picture)
+        # leaving the block finished the file, read it back and renamed it into place
+        if video is not None and progress is not None:
+            progress("export", 1, 1)
+        video_path = video.path if video is not None else None
+        if output_type == "pil":
+            images = [PIL.Image.fromarray(picture) for picture in pictures]
+            return [images[i * f : (i + 1) * f] for i in range(b)], video_path
+        if output_type in ("np", "pt"):
+            return self.postprocess(torch.cat(kept).unflatten(0, (b, f)), output_type), video_path
+        return None, video_path
 
     # generation -----------------------------------------------------------------------------------------------------
 
@@ -304,28 +366,43 @@ class FashionFlowPipeline(DiffusionPipeline):
         progress: ProgressCallback | None = None,
         return_dict: bool = True,
         decoder: str = "full",
+        num_clips: int = 1,
+        overlap_frames: int = 1,
     ) -> FashionFlowPipelineOutput | tuple:
         """Make a video of the person in `image`.
 
         Args:
             image: a photo (path, bytes, PIL image or array) or a list of photos.
-            num_frames: video length; a multiple of `unet.frame_multiple` (2). 70 frames = 2.8 s at 25 fps.
+            num_frames: frames per clip; a multiple of `unet.frame_multiple` (2). 70 frames = 2.8 s at 25 fps.
             sampler: "dpm++" (default, 25 steps), "unipc" (25), "ddim" (50), or "ddpm" (the authors'
                 1000-step ancestral sampler). None uses `self.scheduler` as it is configured.
-            num_inference_steps: denoising steps; default per sampler.
+            num_inference_steps: denoising steps (per clip); default per sampler.
             fit: how the photo fills the portrait frame: "pad", "crop" or "stretch" (the authors').
-            generator: seeds the VAE latent samples and the noise (a CPU generator gives the same
-                noise on every device).
+            generator: seeds the VAE latent samples and the noise of every clip (a CPU generator gives
+                the same noise on every device): one seed makes the whole video again.
+            latents: the first clip's starting noise (b, 4, num_frames, h, w), instead of drawing it.
             decode_chunk_size: frames per decoder call; lower it to save memory. Default: chosen
                 from the device and its free memory (1 or 2 on a CPU, up to 16 on a GPU).
+            output_type: "pil", "np", "pt" (decoded frames) or "latent". With `output_path` the frames
+                go to the file as they are decoded; "latent" then returns only the latents and keeps
+                memory flat however many clips the video has.
             output_path: also write the video here (.mp4: H.264 yuv420p, or .gif).
             loop: write the video forward then backward, so that it loops seamlessly.
             callback_on_step_end: called as `(pipeline, step, timestep, tensors)` after every step;
-                may return replacements for the tensors it was given (diffusers convention).
-            progress: called as `(stage, done, total)` for the stages "denoise", "decode" and
-                "export"; raising from it stops the generation (how the app cancels).
+                may return replacements for the tensors it was given (diffusers convention). Steps are
+                counted over all clips (clip = step // num_inference_steps); `tensors["latents"]` is
+                the clip being denoised.
+            progress: called as `(stage, done, total)` for the stages "denoise" (steps of all clips),
+                "decode" (frames of the joined video) and "export"; raising from it stops the generation
+                (how the app cancels).
             decoder: "full" (the VAE's decoder, for final videos) or "tiny" (TAESD: a quick preview
                 at a fraction of the decoding time, with softer details).
+            num_clips: clips chained into one longer video. Clip k+1 starts from the last latent
+                frame of clip k (no decoding in between); every clip is conditioned on the photo
+                itself. The video has num_clips * (num_frames - overlap_frames) + overlap_frames frames.
+            overlap_frames: latent frames consecutive clips share: clip k+1 begins with the last
+                `overlap_frames` of clip k, its frame 0 kept clean (as in training) and the others
+                imposed at every step's noise level (as video inpainting does). 1: the last frame only.
         """
         # 0. Defaults
         if num_inference_steps is None:
@@ -345,75 +422,105 @@ class FashionFlowPipeline(DiffusionPipeline):
             fps,
             callback_on_step_end_tensor_inputs,
             decoder,
+            num_clips,
+            overlap_frames,
         )
         self.upcast_vae_if_needed()
-        if decode_chunk_size is None and output_type != "latent":
-            decode_chunk_size = self.decode_chunk_size_for(decoder, len(images) * num_frames)
+        video_frames = chained_frames(num_frames, num_clips, overlap_frames)
+        decodes = output_type != "latent" or output_path is not None
+        if decode_chunk_size is None and decodes:
+            decode_chunk_size = self.decode_chunk_size_for(decoder, len(images) * video_frames)
         compile_seconds = None
         if self._compile_settings is not None:
-            compile_seconds = warm_up(self, len(images), num_frames, decoder, decode_chunk_size)
+            compile_seconds = warm_up(self, len(images), num_frames, decoder, decode_chunk_size if decodes else None)
 
         # 2. Prepare the still images
         stills = [self.prepare_image(photo, fit) for photo in images]
 
-        # 3. Encode them: CLIP + VAE -> adapter context; VAE -> clean first-frame latent
+        # 3. Encode them: CLIP + VAE -> adapter context (every clip's); VAE -> clean first-frame latent
         context, first_frame_latents = self.encode_image(stills, generator)
 
-        # 4. Timesteps, on a fresh scheduler: calls share no sampler state (the app serves many users)
-        if sampler is None:
-            scheduler = self.scheduler.__class__.from_config(self.scheduler.config)
-        else:
-            scheduler = make_scheduler(sampler, self.scheduler.config)
-        scheduler.set_timesteps(num_inference_steps, device=first_frame_latents.device)
+        # 4. Timesteps (the same for every clip)
+        scheduler = self.fresh_scheduler(sampler, num_inference_steps, first_frame_latents.device)
         timesteps = scheduler.timesteps
         # ancestral samplers draw noise every step; deterministic ones take no generator
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
-        # 5. Latent video with frame 0 = the clean latent of the still
-        latents = self.prepare_latents(first_frame_latents, num_frames, scheduler.init_noise_sigma, generator, latents)
-
-        # 6. Denoise; frame 0 goes back to the clean latent after every step
+        # 5. Denoise clip by clip. Each clip starts from frames it is given, put back after every step:
+        #    the first clip from the clean latent of the still, each next one from the last frame(s) of
+        #    the one before; every clip has the photo's own context, so the garment always comes from
+        #    the photo. Its noise comes from the generator in turn: a seed makes the whole video again.
         unet_dtype = self.unet.dtype
         context = context.to(unet_dtype).contiguous()  # one layout: a compiled U-Net is specialised to it
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                model_input = scheduler.scale_model_input(latents, t).to(unet_dtype)
-                if self.uses_cuda_graphs:
-                    torch.compiler.cudagraph_mark_step_begin()
-                # a float32 copy: with CUDA graphs the next step overwrites the U-Net's output buffer
-                noise_pred = self.unet(model_input, t, context).sample.to(torch.float32, copy=True)
-                latents = scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
-                latents[:, :, 0] = first_frame_latents
+        clips: list[torch.Tensor] = []
+        with self.progress_bar(total=num_clips * len(timesteps)) as progress_bar:
+            for clip in range(num_clips):
+                # 5a. The clip's latents: noise, with its first frame(s) given
+                if clip > 0:
+                    scheduler = self.fresh_scheduler(sampler, num_inference_steps, first_frame_latents.device)
+                given = first_frame_latents[:, :, None] if clip == 0 else clips[-1][:, :, -overlap_frames:]
+                latents = self.prepare_latents(
+                    given[:, :, 0], num_frames, scheduler.init_noise_sigma, generator, latents if clip == 0 else None
+                )
+                overlap_noise = self.prepare_overlap_noise(given, generator)
+                put_back_given_frames(latents, given, overlap_noise, scheduler, timesteps[0])
 
-                if callback_on_step_end is not None:
-                    available = {"latents": latents}
-                    tensors = {name: available[name] for name in callback_on_step_end_tensor_inputs}
-                    latents = callback_on_step_end(self, i, t, tensors).get("latents", latents)
-                progress_bar.update()
-                if progress is not None:
-                    progress("denoise", i + 1, len(timesteps))
+                # 5b. Its denoising loop; the given frames go back after every step
+                for i, t in enumerate(timesteps):
+                    model_input = scheduler.scale_model_input(latents, t).to(unet_dtype)
+                    if self.uses_cuda_graphs:
+                        torch.compiler.cudagraph_mark_step_begin()
+                    # a float32 copy: with CUDA graphs the next step overwrites the U-Net's output buffer
+                    noise_pred = self.unet(model_input, t, context).sample.to(torch.float32, copy=True)
+                    latents = scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
+                    next_t = timesteps[i + 1] if i + 1 < len(timesteps) else None
+                    put_back_given_frames(latents, given, overlap_noise, scheduler, next_t)
 
-        # 7. Decode
-        if output_type == "latent":
-            frames = latents
-        else:
-            video = self.decode_latents(latents, decode_chunk_size, progress, decoder)  # (b, f, 3, H, W)
-            frames = self.postprocess(video, output_type)
+                    step = clip * len(timesteps) + i
+                    if callback_on_step_end is not None:
+                        available = {"latents": latents}
+                        tensors = {name: available[name] for name in callback_on_step_end_tensor_inputs}
+                        latents = callback_on_step_end(self, step, t, tensors).get("latents", latents)
+                    progress_bar.update()
+                    if progress is not None:
+                        progress("denoise", step + 1, num_clips * len(timesteps))
+                clips.append(latents)
 
-        # 8. Export
-        video_path = None
-        if output_path is not None:
-            if progress is not None:
-                progress("export", 0, 1)
-            pictures = frames[0] if output_type == "pil" else self.postprocess(video, "pil")[0]
-            video_path = export_video(boomerang(pictures) if loop else pictures, output_path, fps)
-            if progress is not None:
-                progress("export", 1, 1)
+        # 6. Join the clips: each after the first without the frames it shares with the one before
+        latents = torch.cat([clips[0], *(later[:, :, overlap_frames:] for later in clips[1:])], dim=2)
+        del clips
+
+        # 7. Decode, handing the frames to the video file as they come; 8. export (in the same pass)
+        frames, video_path = latents, None
+        if decodes:
+            decoded, video_path = self.decode_to_video(
+                latents, output_type, output_path, fps, loop, decode_chunk_size, progress, decoder
+            )
+            frames = latents if output_type == "latent" else decoded
 
         self.maybe_free_model_hooks()
         if not return_dict:
             return (frames, video_path)
         return FashionFlowPipelineOutput(frames=frames, video_path=video_path, compile_seconds=compile_seconds)
+
+    def fresh_scheduler(self, sampler: str | None, num_inference_steps: int, device: torch.device) -> SchedulerMixin:
+        """A new scheduler with its timesteps set: calls (and clips) share no sampler state, which
+        multistep samplers keep from step to step (and the app serves many users)."""
+        if sampler is None:
+            scheduler = self.scheduler.__class__.from_config(self.scheduler.config)
+        else:
+            scheduler = make_scheduler(sampler, self.scheduler.config)
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        return scheduler
+
+    def prepare_overlap_noise(self, given: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor | None:
+        """The noise that brings a clip's given frames after the first (b, 4, m - 1, h, w) to each step's
+        noise level, drawn once per clip; None when only frame 0 is given (no draw: a one-frame join
+        takes exactly the draws a single clip takes)."""
+        b, c, m, h, w = given.shape
+        if m == 1:
+            return None
+        return randn_tensor((b, c, m - 1, h, w), generator=generator, device=given.device, dtype=torch.float32)
 
     def check_inputs(
         self,
@@ -428,12 +535,24 @@ class FashionFlowPipeline(DiffusionPipeline):
         fps,
         callback_on_step_end_tensor_inputs,
         decoder="full",
+        num_clips=1,
+        overlap_frames=1,
     ) -> None:
         if not images or any(photo is None for photo in images):
             raise ValueError("No photo was given.")
         multiple = self.unet.frame_multiple
         if not isinstance(num_frames, int) or num_frames < multiple or num_frames % multiple:
             raise ValueError(f"num_frames must be a positive multiple of {multiple}; got {num_frames!r}.")
+        if not isinstance(num_clips, int) or isinstance(num_clips, bool) or num_clips < 1:
+            raise ValueError(f"num_clips must be a positive whole number; got {num_clips!r}.")
+        if (
+            not isinstance(overlap_frames, int)
+            or isinstance(overlap_frames, bool)
+            or not 1 <= overlap_frames < num_frames
+        ):
+            raise ValueError(
+                f"overlap_frames must be from 1 to num_frames - 1 ({num_frames - 1}); got {overlap_frames!r}."
+            )
         if sampler is not None and sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
         train_steps = self.scheduler.config.num_train_timesteps
@@ -452,8 +571,6 @@ class FashionFlowPipeline(DiffusionPipeline):
         if output_path is not None:
             if len(images) != 1:
                 raise ValueError("output_path writes one video: give one photo (or call once per photo).")
-            if output_type == "latent":
-                raise ValueError('output_path needs decoded frames: it cannot go with output_type="latent".')
             if Path(output_path).suffix.lower().lstrip(".") not in VIDEO_FORMATS:
                 raise ValueError(f"output_path must end in .mp4 or .gif; got {str(output_path)!r}.")
             if not MIN_FPS <= fps <= MAX_FPS:
@@ -479,10 +596,9 @@ class FashionFlowPipeline(DiffusionPipeline):
         (b, f, H, W, 3), or "pil" (lists of images)."""
         if output_type == "pt":
             return video
-        array = video.permute(0, 1, 3, 4, 2).numpy()  # (b, f, H, W, 3)
         if output_type == "np":
-            return array
-        return [[PIL.Image.fromarray((frame * 255).round().astype(np.uint8)) for frame in clip] for clip in array]
+            return video.permute(0, 1, 3, 4, 2).numpy()  # (b, f, H, W, 3)
+        return [[PIL.Image.fromarray(picture) for picture in to_pictures(clip)] for clip in video]
 
 
 # diffusers keeps where a pipeline computes, and whether it offloads, in private attributes:
@@ -497,6 +613,30 @@ def execution_device(pipeline) -> torch.device:
 def cpu_offloaded(pipeline) -> bool:
     """Whether a diffusers pipeline keeps its models on the CPU between uses."""
     return getattr(pipeline, "_offload_device", None) is not None
+
+
+def put_back_given_frames(
+    latents: torch.Tensor,
+    given: torch.Tensor,
+    overlap_noise: torch.Tensor | None,
+    scheduler: SchedulerMixin,
+    timestep: torch.Tensor | None,
+) -> None:
+    """Set a clip's first frames to the frames it was given (b, 4, m, h, w), in place: frame 0 clean, as
+    the model was trained; the rest of an overlap noised to `timestep`'s level with `overlap_noise`
+    (clean after the last step, `timestep` None), so that the model sees them as it sees its own."""
+    latents[:, :, 0] = given[:, :, 0]
+    if overlap_noise is None:
+        return
+    known = given[:, :, 1:]
+    if timestep is not None:
+        known = scheduler.add_noise(known, overlap_noise, timestep.reshape(1))
+    latents[:, :, 1 : given.shape[2]] = known
+
+
+def to_pictures(frames: torch.Tensor) -> np.ndarray:
+    """Frames (n, 3, H, W) in [0, 1] as 8-bit pictures (n, H, W, 3): what a video file and a PIL image hold."""
+    return (frames.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 
 
 def _is_single_image(image) -> bool:

@@ -1,7 +1,8 @@
 """Progress and time left for one generation, from the pipeline's `(stage, done, total)` reports.
 
-The pipeline reports three stages: "denoise" (once per sampler step, counting steps), "decode"
-(once per chunk of frames through the VAE, counting frames) and "export" (the video files). `GenerationProgress` turns those
+The pipeline reports three stages: "denoise" (once per sampler step, counting the steps of all
+clips of a chained video), "decode" (once per chunk of frames through the VAE, counting frames)
+and "export" (the video files). `GenerationProgress` turns those
 reports into one fraction for a progress bar and a sentence with the time left, with no
 dependency on any user interface.
 """
@@ -50,7 +51,7 @@ class StageTimings:
     """Measured seconds of one generation's stages, for estimating later ones (None: not measured)."""
 
     setup_seconds: float  # before the first step: preparing and encoding the photo
-    step_seconds: float | None  # one denoising step of the whole video
+    step_seconds: float | None  # one denoising step of one clip (all its frames)
     decode_seconds_per_frame: float | None
     export_seconds: float | None  # writing all the files
 
@@ -63,7 +64,8 @@ class _StageClock:
 
 
 class GenerationProgress:
-    """Overall fraction done and time left for a generation of `steps` steps and `num_frames` frames.
+    """Overall fraction done and time left for a generation of `steps` steps per clip, `clips` clips and
+    `num_frames` frames decoded (the whole video's).
 
     The fraction comes from a fixed cost model, so it only moves forward. The time left comes
     from measured seconds per unit: a stage's own rate once it has reported, otherwise the
@@ -78,11 +80,13 @@ class GenerationProgress:
         num_frames: int,
         export_files: int = 2,
         clock: Callable[[], float] = time.monotonic,
+        clips: int = 1,
     ):
-        if steps < 1 or num_frames < 1 or export_files < 0:
-            raise ValueError("steps and num_frames must be positive, export_files not negative.")
+        if steps < 1 or num_frames < 1 or clips < 1 or export_files < 0:
+            raise ValueError("steps, num_frames and clips must be positive, export_files not negative.")
         self.clock = clock
-        self.units = {"denoise": steps, "decode": num_frames, "export": export_files}
+        self.clips = clips
+        self.units = {"denoise": steps * clips, "decode": num_frames, "export": export_files}
         self.unit_cost = {"denoise": 1.0, "decode": DECODE_COST_PER_FRAME, "export": EXPORT_COST_PER_FILE}
         self.done = dict.fromkeys(STAGES, 0)
         self.clocks: dict[str, _StageClock] = {}
@@ -165,7 +169,11 @@ class GenerationProgress:
 
     def _describe(self, stage: str, seconds_left: float | None) -> str:
         done, total = self.done[stage], self.units[stage]
-        if stage == "denoise":
+        if stage == "denoise" and self.clips > 1:
+            per_clip = total // self.clips
+            clip = min(self.clips, done // per_clip + 1)  # the clip being denoised (the last one when done)
+            what = f"Clip {clip} of {self.clips} · denoising: step {done - (clip - 1) * per_clip} of {per_clip}"
+        elif stage == "denoise":
             what = f"Denoising: step {done} of {total}"
         elif stage == "decode":
             what = f"Decoding frames: {done} of {total}"

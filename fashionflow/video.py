@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -9,7 +10,7 @@ import re
 import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,12 @@ from PIL import Image
 from .base import files
 from .base.errors import OUTPUT, FashionFlowError
 from .defaults import DEFAULT_FPS, MAX_FPS, MIN_FPS, VIDEO_FORMATS  # where `--help` reads them without numpy
+
+
+def chained_frames(num_frames: int, num_clips: int = 1, overlap_frames: int = 1) -> int:
+    """Frames of a video of `num_clips` clips of `num_frames` chained, each clip starting with the last
+    `overlap_frames` of the one before (kept once): num_clips * (num_frames - overlap_frames) + overlap_frames."""
+    return num_clips * (num_frames - overlap_frames) + overlap_frames
 
 
 def boomerang(frames: Sequence) -> list:
@@ -42,45 +49,110 @@ class VideoWriteError(FashionFlowError, OSError):
         self.reason = reason
 
 
-def export_video(frames: Sequence[Image.Image] | np.ndarray, path: str | os.PathLike, fps: int = DEFAULT_FPS) -> Path:
+def export_video(frames: Iterable[Image.Image | np.ndarray], path: str | os.PathLike, fps: int = DEFAULT_FPS) -> Path:
     """Write frames to `path` (.mp4 or .gif). The file appears complete or not at all.
 
     The video is written beside `path` under a hidden name, read back (codec, size, every frame)
     and only then renamed into place; any failure raises `VideoWriteError` and leaves nothing.
-    The file's mode follows the umask, like any file the user creates.
+    The file's mode follows the umask, like any file the user creates. `frames` may be any
+    iterable (a generator too): they are handed to the encoder one by one (`VideoWriter`).
     """
-    path = Path(path)
-    video_format = path.suffix.lower().lstrip(".")
-    if video_format not in VIDEO_FORMATS:
-        raise ValueError(
-            f"Unsupported video format {path.suffix!r}; use one of: {', '.join('.' + f for f in VIDEO_FORMATS)}."
-        )
-    if not MIN_FPS <= fps <= MAX_FPS:
-        raise ValueError(f"fps must be between {MIN_FPS} and {MAX_FPS}; got {fps}.")
-    arrays = [_to_uint8_array(frame) for frame in frames]
-    if not arrays:
-        raise ValueError("No frames to write.")
-    height, width = arrays[0].shape[:2]
-    if any(a.shape != arrays[0].shape for a in arrays):
-        raise ValueError("All frames must have the same size.")
+    with VideoWriter(path, fps) as video:
+        for frame in frames:
+            video.write(frame)
+    return video.path
 
-    try:
-        with files.atomic_file(path, partial=partial_path(path), sync=True) as partial:
-            # Frames are handed to the encoder one by one, never resampled in time: clip-based writers
-            # (moviepy) accumulate float frame times and drop or repeat frames.
-            if video_format == "mp4":
-                _write_mp4(arrays, partial, fps)
-            else:
-                pictures = [Image.fromarray(a) for a in arrays]
-                pictures[0].save(
-                    partial, format="GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps), loop=0
-                )
-            _check_written(partial, path, len(arrays), width, height, "h264" if video_format == "mp4" else "gif")
-    except VideoWriteError:
-        raise
-    except OSError as error:
-        raise VideoWriteError(*_explain_os_error(error, path)) from None
-    return path
+
+class VideoWriter:
+    """A video written frame by frame as the frames are made, so that a long video is never held in
+    memory whole; the file appears complete or not at all, as with `export_video`:
+
+        with VideoWriter("look.mp4", fps=25) as video:
+            for frame in frames:  # PIL images, or (h, w, 3) arrays: uint8, or floats in [0, 1]
+                video.write(frame)
+
+    MP4 frames go straight to ffmpeg's stdin. GIF frames are kept, reduced to their palette (a
+    third of their RGB size), because the GIF writer needs all of them at the end. Leaving the
+    block normally finishes the file, reads it back (codec, size, every frame) and renames it into
+    place (raising `VideoWriteError` when anything is wrong); leaving it by an exception (a
+    cancelled or failed generation) stops the encoder and removes the partial file. Either way an
+    earlier file at `path` is replaced only by a complete video.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: int = DEFAULT_FPS):
+        self.path = Path(path)
+        self.format = self.path.suffix.lower().lstrip(".")
+        if self.format not in VIDEO_FORMATS:
+            raise ValueError(
+                f"Unsupported video format {self.path.suffix!r}; use one of: "
+                f"{', '.join('.' + f for f in VIDEO_FORMATS)}."
+            )
+        if not MIN_FPS <= fps <= MAX_FPS:
+            raise ValueError(f"fps must be between {MIN_FPS} and {MAX_FPS}; got {fps}.")
+        self.fps = fps
+        self.frames = 0  # written so far
+        self.partial = partial_path(self.path)
+        self._shape: tuple[int, ...] | None = None
+        self._encoder: _Mp4Encoder | _GifEncoder | None = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: Image.Image | np.ndarray) -> None:
+        """Hand one frame to the encoder (the first one fixes the video's size)."""
+        array = _to_uint8_array(frame)
+        if self._encoder is None:
+            self._shape = array.shape
+            self._encoder = self._explained(self._start, array.shape)
+        elif array.shape != self._shape:
+            raise ValueError("All frames must have the same size.")
+        self._explained(self._encoder.write, array)
+        self.frames += 1
+
+    def close(self) -> Path:
+        """Finish the file, check it, and rename it into place; on any failure nothing is left."""
+        if self._encoder is None:
+            raise ValueError("No frames to write.")
+        try:
+            self._explained(self._finish)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Stop the encoder and remove the partial file; `path` stays as it was."""
+        if self._encoder is not None:
+            self._encoder.stop()
+        self.partial.unlink(missing_ok=True)
+
+    def _start(self, shape: tuple[int, ...]) -> _Mp4Encoder | _GifEncoder:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        height, width = shape[:2]
+        if self.format == "mp4":
+            return _Mp4Encoder(self.partial, self.path, width, height, self.fps)
+        return _GifEncoder(self.partial, self.fps)
+
+    def _finish(self) -> None:
+        self._encoder.finish()
+        height, width = self._shape[:2]
+        _check_written(self.partial, self.path, self.frames, width, height, "h264" if self.format == "mp4" else "gif")
+        files.commit_partial(self.partial, self.path, sync=True)
+
+    def _explained(self, action, *args):
+        """`action(*args)`, its OS errors told as `VideoWriteError` (the disk is full, permission...)."""
+        try:
+            return action(*args)
+        except VideoWriteError:
+            raise
+        except OSError as error:
+            raise VideoWriteError(*_explain_os_error(error, self.path)) from None
 
 
 def partial_path(path: Path) -> Path:
@@ -89,35 +161,83 @@ def partial_path(path: Path) -> Path:
     return files.partial_path(path)
 
 
-def _write_mp4(arrays: list[np.ndarray], path: Path, fps: int) -> None:
-    """H.264 through ffmpeg's stdin; ffmpeg's exit status and its own words are checked."""
-    import imageio_ffmpeg
+class _Mp4Encoder:
+    """H.264 through ffmpeg's stdin, frame by frame; ffmpeg's exit status and its own words are checked.
 
-    height, width = arrays[0].shape[:2]
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        *("-hide_banner", "-loglevel", "error", "-y"),
-        *("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-"),  # frames in
-        *("-an", "-c:v", "libx264", "-pix_fmt", "yuv420p"),  # 4:2:0 chroma: what browsers and phones decode
-        *("-crf", "18", "-preset", "medium", "-movflags", "+faststart", str(path)),
-    ]
-    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg can never block on it
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
+    Frames are handed over one by one, never resampled in time: clip-based writers (moviepy)
+    accumulate float frame times and drop or repeat frames."""
+
+    def __init__(self, path: Path, target: Path, width: int, height: int, fps: int):
+        import imageio_ffmpeg
+
+        self.target = target  # the video's own name, for messages
+        command = [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            *("-hide_banner", "-loglevel", "error", "-y"),
+            *("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-"),
+            *("-an", "-c:v", "libx264", "-pix_fmt", "yuv420p"),  # 4:2:0 chroma: what browsers and phones decode
+            *("-crf", "18", "-preset", "medium", "-movflags", "+faststart", str(path)),
+        ]
+        self.errors = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg can never block on it
         try:
-            for array in arrays:
-                process.stdin.write(np.ascontiguousarray(array).tobytes())
-            process.stdin.close()
-        except BrokenPipeError:  # ffmpeg stopped early: its exit status and message say why
-            pass
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.errors
+            )
         except BaseException:
-            process.kill()
-            process.wait()
+            self.errors.close()
             raise
-        returncode = process.wait()
-        errors.seek(0)
-        message = errors.read().decode(errors="replace")
-    if returncode != 0:
-        raise VideoWriteError(*_explain_ffmpeg_failure(returncode, message, path))
+
+    def write(self, array: np.ndarray) -> None:
+        try:
+            self.process.stdin.write(np.ascontiguousarray(array).tobytes())
+        except BrokenPipeError:  # ffmpeg stopped early: its exit status and message say why, now
+            self.finish()
+            raise VideoWriteError(
+                "The video encoder (ffmpeg) stopped before the video was complete.", "encoder"
+            ) from None
+
+    def finish(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.close()
+        returncode = self.process.wait()
+        self.errors.seek(0)
+        message = self.errors.read().decode(errors="replace")
+        self.errors.close()
+        if returncode != 0:
+            raise VideoWriteError(*_explain_ffmpeg_failure(returncode, message, self.target))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        self.process.wait()
+        self.errors.close()
+
+
+class _GifEncoder:
+    """Pillow's GIF writer, which takes all frames at once: they are kept until then as palette images,
+    converted as Pillow's writer converts RGB frames itself (an adaptive palette per frame)."""
+
+    def __init__(self, path: Path, fps: int):
+        self.path, self.fps, self.pictures = path, fps, []
+
+    def write(self, array: np.ndarray) -> None:
+        self.pictures.append(Image.fromarray(array).convert("P", palette=Image.Palette.ADAPTIVE))
+
+    def finish(self) -> None:
+        pictures, self.pictures = self.pictures, []
+        pictures[0].save(
+            self.path,
+            format="GIF",
+            save_all=True,
+            append_images=pictures[1:],
+            duration=round(1000 / self.fps),
+            loop=0,
+        )
+
+    def stop(self) -> None:
+        self.pictures = []
 
 
 def _check_written(partial: Path, path: Path, frames: int, width: int, height: int, codec: str) -> None:

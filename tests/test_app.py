@@ -142,6 +142,21 @@ def test_api_generates_a_video(client):
     assert seed == 7 and "Seed used: **7**" in summary
 
 
+def test_api_length_is_an_optional_last_parameter(client):
+    from gradio_client import handle_file
+
+    (endpoint,) = [e for name, e in client.view_api(print_info=False, return_format="dict")["named_endpoints"].items()
+                   if name == "/generate"]  # fmt: skip
+    last = endpoint["parameters"][-1]
+    assert last["parameter_name"] == "clips" and last["parameter_has_default"] and last["parameter_default"] == 1
+    photo = handle_file(str(EXAMPLE))
+    video, *_, summary = client.predict(photo=photo, **FAST, clips=2, api_name="/generate")
+    assert probe_video(video).frames == 11 and "2 clips" in summary  # 2 x (6 - 1) + 1
+    # a client written before Length existed, passing every other parameter by position, still works
+    old = client.predict(photo, "pad", 7, False, "dpm++", 2, 6, 25, False, 8, False, api_name="/generate")
+    assert probe_video(old[0]).frames == 6 and old[3] == 7
+
+
 def test_api_random_seed_is_reported(client):
     from gradio_client import handle_file
 
@@ -161,6 +176,7 @@ def test_api_errors_are_readable_and_the_next_request_works(client, tmp_path):
         (dict(photo=None), "Please upload a photo first"),
         (dict(photo=photo, num_frames=7), "Frames must be an even number"),
         (dict(photo=photo, steps=5000), "Steps must be from 1 to 1000"),
+        (dict(photo=photo, clips=9), "Length in clips must be from 1 to 3"),
     ]:
         with pytest.raises(AppError, match=message):
             client.predict(**{**FAST, **kwargs}, api_name="/generate")

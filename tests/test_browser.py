@@ -165,6 +165,26 @@ def test_upload_preview_generate_play_and_download(browser, app, size, tmp_path)
     page.context.close()
 
 
+def test_length_chains_clips_with_its_estimate_and_progress(page):
+    upload(page, EXAMPLE)
+    wait_for_preview(page)
+    assert [label.strip() for label in page.locator("#length label").all_inner_texts()] == ["3 s", "6 s", "8 s"]
+    page.click("#advanced")
+    set_slider(page, "steps", 30)  # the tiny model: long enough to watch each clip
+    set_slider(page, "frames", 6)
+    page.wait_for_function("() => document.querySelector('#estimate')?.innerText.includes('on this server')")
+    before = page.locator("#estimate").inner_text()
+    page.get_by_label("6 s").check()
+    page.wait_for_function(f"() => document.querySelector('#estimate').innerText !== {before!r}")  # two clips' time
+    page.locator("#generate").scroll_into_view_if_needed()
+    page.click("#generate")
+    page.wait_for_function("() => document.querySelector('#job-status').innerText.includes('Clip 2 of 2')")
+    wait_for_video(page)
+    page.wait_for_function("() => document.querySelector('#run-summary').innerText.includes('2 clips')")
+    assert "11 frames at 25 fps" in page.locator("#run-summary").inner_text()  # 2 x (6 - 1) + 1
+    screenshot(page, "length")
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_a_bad_upload_is_explained_once_beside_the_photo_and_cleared_by_a_good_one(browser, app, size, tmp_path):
     page = open_page(browser, app.url, size)

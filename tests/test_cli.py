@@ -1,5 +1,6 @@
 """`python -m fashionflow generate`: one photo, a folder of photos, and the errors people make."""
 
+import json
 import subprocess
 import sys
 
@@ -51,9 +52,27 @@ def test_batch_skips_photos_already_done_and_reports_bad_ones(photos, tmp_path, 
     assert (out / "a.gif").stat().st_mtime_ns == before
 
 
+def test_clips_chain_into_one_longer_video(photos, tmp_path, capsys):
+    # the issue's own command: 3 clips of 8 frames, the repeated frame at each join dropped
+    out = tmp_path / "long.mp4"
+    command = ["generate", str(photos / "a.jpg"), "-o", str(out), "--model", "tiny-random", "--steps", "2"]
+    assert main([*command, "--frames", "8", "--clips", "3"]) == 0
+    info = probe_video(out)
+    assert (info.codec, info.pixel_format, info.frames) == ("h264", "yuv420p", 22)
+
+
+def test_a_folder_of_long_videos_records_its_clips(photos, tmp_path, capsys):
+    out = tmp_path / "videos"
+    assert main(["generate", str(photos), "-o", str(out), *FAST, "--clips", "2"]) == 0
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert {r["photo"]: r["settings"]["clips"] for r in records} == {"a.jpg": 2, "b.png": 2}
+    assert [probe_video(out / r["video"]).frames for r in records] == [7, 7]  # 2 x (4 - 1) + 1
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["{photo}", "-o", "v.mp4", "--clips", "0"], "argument --clips: must be a positive whole number"),
         (["missing.jpg", "-o", "v.mp4"], "No photo, folder or list"),
         (["{photo}", "-o", "v.webm"], ".mp4 or .gif"),
         (["{photo}", "-o", "v.mp4", "--frames", "7"], "argument --frames: must be an even number"),

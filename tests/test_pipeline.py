@@ -191,7 +191,6 @@ def test_callbacks_see_every_step_and_can_stop(pipe, photo):
         (dict(output_type="webm"), "output_type"),
         (dict(output_path="video.avi"), ".mp4 or .gif"),
         (dict(output_path="video.mp4", fps=0), "fps"),
-        (dict(output_path="video.mp4", output_type="latent"), "cannot go with"),
     ],
 )
 def test_out_of_range_settings_are_refused_and_write_nothing(pipe, photo, tmp_path, monkeypatch, kwargs, message):
@@ -255,3 +254,97 @@ def test_reference_size_checkpoint_runs_in_a_pipeline(reference_dir, photo):
     assert pipe.frame_size == (256, 256)  # the reference adapter's 32 x 32 latent
     out = pipe(photo, num_frames=4, num_inference_steps=2, generator=seeded(), output_type="pt")
     assert out.frames.shape == (1, 4, 3, 256, 256) and torch.isfinite(out.frames).all()
+
+
+# longer videos: clips chained ---------------------------------------------------------------------------------------
+
+
+def test_chained_clips_make_one_video_and_a_seed_makes_it_again(pipe, photo):
+    def chained(seed, clips=3):
+        return pipe(photo, **FAST, num_clips=clips, generator=seeded(seed), output_type="latent").frames
+
+    three = chained(5)
+    assert three.shape == (1, 4, 3 * (4 - 1) + 1, 16, 16)  # the repeated frame at each join is dropped
+    assert torch.equal(three, chained(5))
+    assert not torch.allclose(three[:, :, 4:], chained(6)[:, :, 4:])  # later clips' noise comes from the seed too
+    assert torch.equal(three[:, :, :4], chained(5, clips=1))  # the first clip is the single-clip video of that seed
+
+
+def test_each_clip_starts_from_the_last_latent_of_the_one_before_with_the_photos_own_context(pipe, photo):
+    steps, contexts = [], []
+
+    def on_step_end(pipeline, step, t, tensors):
+        steps.append(tensors["latents"].clone())
+        return tensors
+
+    hook = pipe.unet.register_forward_hook(lambda module, args, output: contexts.append(args[2].clone()))
+    try:
+        out = pipe(photo, **FAST, num_clips=3, generator=seeded(2), output_type="latent",
+                   callback_on_step_end=on_step_end)  # fmt: skip
+    finally:
+        hook.remove()
+    clips = steps[1::2]  # each clip's latents after its last (second) step
+    assert len(steps) == 6 and len(contexts) == 6
+    for earlier, later, first_step in zip(clips, clips[1:], steps[2::2]):
+        assert torch.equal(later[:, :, 0], earlier[:, :, -1])  # frame 0 is the last latent, not re-encoded
+        assert torch.equal(first_step[:, :, 0], earlier[:, :, -1])  # ... and stays so at every step
+    assert torch.equal(out.frames, torch.cat([clips[0], clips[1][:, :, 1:], clips[2][:, :, 1:]], dim=2))
+    context, _ = pipe.encode_image([pipe.prepare_image(photo)], seeded(2))  # the same draws as in the call
+    assert all(torch.equal(c, context) for c in contexts)  # every clip: the photo's CLIP + adapter context
+
+
+def test_overlapping_clips_share_their_frames(pipe, photo):
+    steps = []
+    out = pipe(photo, num_frames=6, num_inference_steps=2, num_clips=3, overlap_frames=2, generator=seeded(1),
+               output_type="latent", callback_on_step_end=lambda p, i, t, x: steps.append(x["latents"].clone()) or x)  # fmt: skip
+    assert out.frames.shape[2] == 3 * (6 - 2) + 2
+    first, second = steps[1], steps[3]
+    assert torch.equal(second[:, :, :2], first[:, :, -2:])  # both given frames, clean after the last step
+    assert not torch.equal(steps[2][:, :, 1], first[:, :, -1])  # ... and noised to the step's level before it
+
+
+def test_progress_covers_every_clip(pipe, photo):
+    stages, steps = [], []
+    pipe(photo, **FAST, num_clips=3, generator=seeded(), output_type="pt", decode_chunk_size=5,
+         progress=lambda stage, done, total: stages.append((stage, done, total)),
+         callback_on_step_end=lambda p, i, t, x: steps.append(i) or x)  # fmt: skip
+    assert [s for s in stages if s[0] == "denoise"] == [("denoise", i, 6) for i in range(1, 7)]
+    assert steps == list(range(6)) and stages[-1] == ("decode", 10, 10)
+
+
+def test_a_long_video_goes_to_its_file_as_it_is_decoded(pipe, photo, tmp_path):
+    out = pipe(photo, **FAST, num_clips=3, generator=seeded(4), output_type="latent", output_path=tmp_path / "v.mp4",
+               decode_chunk_size=4)  # fmt: skip
+    assert out.frames.shape[2] == 10 and probe_video(out.video_path).frames == 10  # latents returned, frames written
+    looped = pipe(photo, **FAST, num_clips=2, generator=seeded(4), output_path=tmp_path / "l.gif", loop=True,
+                  decode_chunk_size=7)  # fmt: skip
+    assert len(looped.frames[0]) == 7 and probe_video(looped.video_path).frames == 2 * 7 - 2
+
+
+def test_a_failure_while_decoding_keeps_the_earlier_video(pipe, photo, tmp_path):
+    path = tmp_path / "look.mp4"
+    pipe(photo, **FAST, generator=seeded(), output_path=path, decode_chunk_size=4)
+    before = path.read_bytes()
+
+    def fail_at_the_second_chunk(stage, done, total):
+        if stage == "decode" and done > 2:
+            raise KeyboardInterrupt  # a cancel, a kill signal, out of memory: anything
+
+    with pytest.raises(KeyboardInterrupt):
+        pipe(photo, **FAST, num_clips=3, generator=seeded(9), output_path=path, decode_chunk_size=2,
+             progress=fail_at_the_second_chunk)  # fmt: skip
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]  # no partial file left
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(num_clips=0), "num_clips must be a positive whole number"),
+        (dict(num_clips=1.5), "num_clips must be a positive whole number"),
+        (dict(overlap_frames=4), "overlap_frames must be from 1 to"),
+        (dict(overlap_frames=0), "overlap_frames must be from 1 to"),
+    ],
+)
+def test_out_of_range_clips_are_refused(pipe, photo, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pipe(photo, **FAST, **kwargs)

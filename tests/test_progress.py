@@ -52,6 +52,20 @@ def test_progress_before_any_step_is_honest_about_the_time_left():
     assert progress.update("denoise", 0, 25).desc == "Denoising: step 0 of 25 · estimating the time left"
 
 
+def test_progress_of_a_chained_video_names_the_clip():
+    clock = FakeClock()
+    progress = GenerationProgress(steps=4, num_frames=28, clips=3, clock=clock)
+    clock.now += 1
+    assert progress.update("denoise", 1, 12).desc.startswith("Clip 1 of 3 · denoising: step 1 of 4 · ")
+    clock.now += 10
+    middle = progress.update("denoise", 6, 12)  # 2 s per step: 6 steps, 28 frames and 2 files left
+    assert middle.desc == f"Clip 2 of 3 · denoising: step 2 of 4 · {format_seconds(6 * 2 + 28 * 0.12 + 2)} left"
+    assert middle.fraction == pytest.approx(6 / (12 + 28 * 0.06 + 2 * 0.5))
+    clock.now += 12
+    assert progress.update("denoise", 12, 12).desc.startswith("Clip 3 of 3 · denoising: step 4 of 4")
+    assert progress.timings().step_seconds == pytest.approx(2.0)  # per step of one clip
+
+
 @pytest.mark.parametrize("seconds, text", [(0.2, "under a second"), (41.2, "about 42 s"), (200, "about 3 min")])
 def test_format_seconds(seconds, text):
     assert format_seconds(seconds) == text

@@ -42,8 +42,10 @@ def test_zero_gpu_duration_follows_the_settings():
     default = service.gpu_seconds_estimate(service.GenerationSettings(seed=0))
     ddpm = service.gpu_seconds_estimate(service.GenerationSettings(seed=0, sampler="ddpm", steps=1000))
     longer = service.gpu_seconds_estimate(service.GenerationSettings(seed=0, num_frames=140))
+    two, three = (service.gpu_seconds_estimate(service.GenerationSettings(seed=0, num_clips=n)) for n in (2, 3))
     assert quick == service.ZEROGPU_MIN_SECONDS
     assert quick < default < longer < ddpm
+    assert default < two < three and three - two == pytest.approx(two - default, abs=1)  # each clip adds its share
     assert 30 <= default <= 120  # 25 steps of 70 frames fit one ordinary ZeroGPU call
 
 
@@ -68,6 +70,24 @@ def test_generation_writes_playable_mp4_and_gif_with_progress(tiny_model, tmp_pa
     descs = " | ".join(u.desc for u in updates)
     assert "Denoising: step 1 of 2" in descs and "Decoding frames" in descs and "Writing the MP4 and GIF" in descs
     assert "Seed used: **7**" in result.summary_markdown()
+
+
+def test_a_longer_video_reports_its_clips(tiny_model, tmp_path):
+    updates = []
+    result = service.run_generation(
+        tiny_model.pipeline,
+        service.read_photo(EXAMPLE),
+        fast_settings(clips=2),
+        tmp_path / "job",
+        report=updates.append,
+    )
+    assert probe_video(result.mp4).frames == Image.open(result.gif).n_frames == 11  # 2 x (6 - 1) + 1
+    descs = [u.desc for u in updates]
+    assert any(d.startswith("Clip 1 of 2 · denoising: step 1 of 2") for d in descs)
+    assert any(d.startswith("Clip 2 of 2 · denoising: step 2 of 2") for d in descs)
+    assert "11 frames at 25 fps (0.4 s, 2 clips)" in result.summary_markdown()
+    fractions = [u.fraction for u in updates]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
 def test_same_seed_same_video(tiny_model, tmp_path):

@@ -101,6 +101,13 @@ def test_an_estimate_adds_up_the_stages():
     assert speeds_for_test().seconds_for(settings) == pytest.approx(2 + 187.5 + 14 + 6.9)
 
 
+def test_a_longer_video_adds_its_clips_steps_and_frames():
+    settings = service.GenerationSettings(seed=0, steps=25, num_frames=70, num_clips=3)
+    # 2 + 3 clips * 25 * (0.5 + 7) + 208 frames * (0.2 + 0.05)
+    assert settings.video_frames == settings.output_frames == 208
+    assert speeds_for_test().seconds_for(settings) == pytest.approx(2 + 562.5 + 41.6 + 10.4)
+
+
 def test_speeds_are_learnt_from_finished_runs():
     book = service.SpeedBook()
     settings = service.GenerationSettings(seed=0, steps=10, num_frames=20)

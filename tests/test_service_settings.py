@@ -53,6 +53,9 @@ def test_random_seed_is_in_range_and_comes_from_the_rng():
         (dict(seed=-1), "Seed must be from 0 to 4294967295"),
         (dict(seed=None), "Enter a seed, or tick"),
         (dict(loop="maybe"), "Loop must be true or false"),
+        (dict(clips=4), "Length in clips must be from 1 to 3"),
+        (dict(clips=0), "Length in clips must be from 1 to 3"),
+        (dict(clips="long"), "Length in clips must be a whole number"),
     ],
 )
 def test_out_of_range_settings_are_refused_with_the_allowed_range(overrides, message):
@@ -70,3 +73,10 @@ def test_the_pages_names_for_samplers_and_framing_are_accepted_too():
 @pytest.mark.parametrize("typed, even", [(7, 8), (8, 8), (1, 2), (141, 140), ("9", 10), (6.4, 6), ("many", None)])
 def test_odd_frames_become_the_next_even_number(typed, even):
     assert service.nearest_even_frames(typed) == even
+
+
+def test_the_length_is_clips_chained_and_shown_in_seconds():
+    s = service.validate_settings(num_frames=70, fps=25, clips=3.0, loop=True)
+    assert (s.num_clips, s.video_frames, s.output_frames) == (3, 208, 414)  # 3 x 69 + 1, then there and back
+    assert service.validate_settings(clips=None).num_clips == 1  # an API caller that does not send it
+    assert service.length_choices() == [("3 s", 1), ("6 s", 2), ("8 s", 3)]  # 70, 139, 208 frames at 25 fps

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from fashionflow.video import boomerang, export_video, probe_video
+from fashionflow.video import VideoWriteError, VideoWriter, boomerang, export_video, probe_video
 
 
 def numbered_frames(count: int) -> list[np.ndarray]:
@@ -57,3 +57,44 @@ def test_odd_sizes_are_padded_for_yuv420p_and_bad_requests_write_nothing(tmp_pat
     with pytest.raises(ValueError, match="No frames"):
         export_video([], tmp_path / "v.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.mp4"]
+
+
+def test_frames_stream_in_from_a_generator(tmp_path):
+    path = export_video((frame for frame in numbered_frames(30)), tmp_path / "v.mp4", fps=25)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    next(reader)
+    assert [frame_index(np.frombuffer(frame, np.uint8).reshape(48, 64, 3)) for frame in reader] == list(range(30))
+
+
+@pytest.mark.parametrize("suffix", ["mp4", "gif"])
+def test_a_stream_that_fails_midway_leaves_the_earlier_video_and_no_partial_file(tmp_path, suffix):
+    path = export_video(numbered_frames(5), tmp_path / f"v.{suffix}")
+    before = path.read_bytes()
+
+    class Interrupted(Exception):
+        pass
+
+    with pytest.raises(Interrupted):
+        with VideoWriter(path, fps=25) as video:
+            for i, frame in enumerate(numbered_frames(20)):
+                video.write(frame)
+                if i == 10:
+                    raise Interrupted  # the generation feeding the writer failed, or was cancelled
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
+    with pytest.raises(ValueError, match="same size"):
+        with VideoWriter(path) as video:
+            video.write(np.zeros((48, 64, 3), np.uint8))
+            video.write(np.zeros((50, 64, 3), np.uint8))
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_an_encoder_that_dies_midway_is_a_video_write_error_and_leaves_nothing(tmp_path):
+    path = tmp_path / "v.mp4"
+    with pytest.raises(VideoWriteError, match="ffmpeg") as caught:
+        with VideoWriter(path) as video:
+            for i, frame in enumerate(numbered_frames(200)):
+                video.write(frame)
+                if i == 5:
+                    video._encoder.process.kill()  # as the system does to a process out of memory
+    assert caught.value.reason == "encoder"
+    assert list(tmp_path.iterdir()) == []

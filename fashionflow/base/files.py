@@ -69,17 +69,26 @@ def atomic_file(path: str | os.PathLike, partial: Path | None = None, sync: bool
     partial = Path(partial) if partial is not None else partial_path(path)
     try:
         yield partial
-        if stat.S_ISREG(os.lstat(partial).st_mode):  # a file we made (never the target of a link)
-            # Some writers (mkstemp, safetensors) make files only their owner may read; a file
-            # meant for others gets the mode any new file gets.
-            os.chmod(partial, 0o666 & ~current_umask())
-            if sync:  # so that a crash right after the rename never leaves a renamed but empty file
-                sync_file(partial)
-        os.replace(partial, path)
-        if sync:
-            sync_file(path.parent)  # the rename itself
+        commit_partial(partial, path, sync)
     finally:
         _remove(partial)
+
+
+def commit_partial(partial: str | os.PathLike, path: str | os.PathLike, sync: bool = False) -> Path:
+    """Put the complete partial file in place of `path`: it takes the mode a new file gets (the umask),
+    is flushed to disk with its rename when `sync`, and is renamed (atomic: the same folder). For writers
+    that cannot live inside one `with atomic_file(...)` block (a video written frame by frame as it is made)."""
+    partial, path = Path(partial), Path(path)
+    if stat.S_ISREG(os.lstat(partial).st_mode):  # a file we made (never the target of a link)
+        # Some writers (mkstemp, safetensors) make files only their owner may read; a file
+        # meant for others gets the mode any new file gets.
+        os.chmod(partial, 0o666 & ~current_umask())
+        if sync:  # so that a crash right after the rename never leaves a renamed but empty file
+            sync_file(partial)
+    os.replace(partial, path)
+    if sync:
+        sync_file(path.parent)  # the rename itself
+    return path
 
 
 def write_text(path: str | os.PathLike, text: str, sync: bool = False) -> Path:

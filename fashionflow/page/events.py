@@ -41,6 +41,7 @@ class Form:
     loop: Any = _DEFAULTS.loop
     decode_chunk_size: Any = _DEFAULTS.decode_chunk_size
     quick_preview: Any = False  # added later: /generate's parameters only ever grow at the end
+    clips: Any = 1  # the Length: clips chained into one video
 
     def settings(self) -> service.GenerationSettings:
         """The settings checked, or `SettingsError` saying what is allowed."""
@@ -61,13 +62,14 @@ class Form:
                 else self.decode_chunk_size,
                 randomize_seed=True,
                 quick_preview=False,
+                clips=1 if self.clips is None else self.clips,
             ).settings()
         except service.SettingsError:
             return None
 
 
 FORM = tuple(f.name for f in fields(Form))
-ESTIMATE = ("sampler", "steps", "num_frames", "fps", "loop", "decode_chunk_size")  # what the time depends on
+ESTIMATE = ("sampler", "steps", "num_frames", "fps", "loop", "decode_chunk_size", "clips")  # what the time depends on
 
 
 def estimate_form(*values: Any) -> Form:
@@ -214,12 +216,25 @@ class PageEvents:
         decode_chunk_size: int,
         request: gr.Request,
         quick_preview: bool = False,
+        clips: int = 1,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the tracker by this default)
     ) -> tuple:
         """The /generate API (its parameters are the `Form`'s): make a video from `photo`; returns the
-        video, MP4 and GIF downloads, the seed used and a summary."""
+        video, MP4 and GIF downloads, the seed used and a summary. `clips` (the page's Length): clips
+        chained into one longer video, 1 to 3."""
         form = Form(
-            photo, fit, seed, randomize_seed, sampler, steps, num_frames, fps, loop, decode_chunk_size, quick_preview
+            photo,
+            fit,
+            seed,
+            randomize_seed,
+            sampler,
+            steps,
+            num_frames,
+            fps,
+            loop,
+            decode_chunk_size,
+            quick_preview,
+            clips,
         )
         return await self.run(form, request, progress)
 

@@ -2,7 +2,8 @@
 
 A short calibration run when the model is loaded gives the first numbers; every finished
 generation then refines them. The cost model is the pipeline's own: set-up (encoding the photo),
-denoising (steps x frames), decoding (frames) and writing the files (frames of the video).
+denoising (clips x steps x frames of a clip), decoding (frames of the video) and writing the files
+(frames of the video, a loop's way back included).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class Speeds:
     def seconds_for(self, settings: GenerationSettings) -> float:
         return (
             self.setup_seconds
-            + settings.steps * self.step_seconds(settings.num_frames)
-            + settings.num_frames * self.decode_seconds_per_frame
+            + settings.num_clips * settings.steps * self.step_seconds(settings.num_frames)
+            + settings.video_frames * self.decode_seconds_per_frame
             + settings.output_frames * self.export_seconds_per_frame
         )
 

@@ -35,10 +35,11 @@ class GenerationResult:
         s = self.settings
         length = s.output_frames / s.fps
         loop = ", looping" if s.loop else ""
+        clips = f", {s.num_clips} clips" if s.num_clips > 1 else ""
         preview = " · quick preview (tiny decoder)" if s.decoder == "tiny" else ""
         summary = (
             f"Seed used: **{s.seed}** · {s.sampler}, {s.steps} steps · {s.output_frames} frames at {s.fps} fps "
-            f"({length:.1f} s{loop}){preview} · made in {format_seconds(self.seconds).removeprefix('about ')}"
+            f"({length:.1f} s{clips}{loop}){preview} · made in {format_seconds(self.seconds).removeprefix('about ')}"
         )
         if self.untrained:
             summary = f"**{UNTRAINED_CAPTION}**\n\n{summary}"
@@ -85,7 +86,7 @@ def run_generation(
     token = token or CancelToken()
     job_dir = Path(job_dir)
     say = report or (lambda update: None)
-    tracker = GenerationProgress(settings.steps, settings.num_frames, export_files=2)
+    tracker = GenerationProgress(settings.steps, settings.video_frames, export_files=2, clips=settings.num_clips)
 
     def on_progress(stage: str, done: int, total: int) -> None:
         token.raise_if_cancelled()
@@ -102,6 +103,7 @@ def run_generation(
             output = pipeline(
                 image,
                 num_frames=settings.num_frames,
+                num_clips=settings.num_clips,
                 sampler=settings.sampler,
                 num_inference_steps=settings.steps,
                 fit=settings.fit,

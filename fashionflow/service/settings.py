@@ -13,7 +13,7 @@ from ..base.environment import whole_number as parse_whole_number
 from ..defaults import DEFAULT_DECODE_CHUNK_SIZE, DEFAULT_NUM_FRAMES
 from ..image import DEFAULT_FIT, FIT_MODES
 from ..schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps
-from ..video import DEFAULT_FPS, MAX_FPS, MIN_FPS
+from ..video import DEFAULT_FPS, MAX_FPS, MIN_FPS, chained_frames
 from .errors import SettingsError
 
 
@@ -24,6 +24,9 @@ class Limits:
     # Twice the published 70 frames: the model was trained on 70-frame clips and memory grows
     # with the length (temporal attention), so longer asks mostly buy out-of-memory errors.
     max_frames: int = 140
+    # Clips chained into one video (the page's Length: about 3, 6 or 9 s). Memory does not grow with
+    # them; the time does, one clip's worth each.
+    max_clips: int = 3
     max_steps: int = 1000  # the training schedule's length: no sampler can take more
     min_fps: int = MIN_FPS
     max_fps: int = MAX_FPS
@@ -47,11 +50,17 @@ class GenerationSettings:
     decode_chunk_size: int = DEFAULT_DECODE_CHUNK_SIZE
     fit: str = DEFAULT_FIT
     decoder: str = "full"  # "tiny": a quick preview through the TAESD decoder
+    num_clips: int = 1  # clips of num_frames chained into one video
+
+    @property
+    def video_frames(self) -> int:
+        """Frames the model makes: its clips chained, each starting on the last frame of the one before."""
+        return chained_frames(self.num_frames, self.num_clips)
 
     @property
     def output_frames(self) -> int:
         """Frames in the written video: a loop plays forward then back without repeating the ends."""
-        return 2 * self.num_frames - 2 if self.loop else self.num_frames
+        return 2 * self.video_frames - 2 if self.loop else self.video_frames
 
 
 @dataclass(frozen=True)
@@ -72,11 +81,22 @@ SAMPLER_CHOICES = {
         "The authors' own sampler: 40 times the work of Fast, for comparing with their videos (DDPM).",
     ),
 }
+
+
 FIT_CHOICES = {
     "pad": Choice("Pad: keep the whole photo", "The whole photo, with the margins filled in its border colour."),
     "crop": Choice("Crop: fill the frame", "Fills the frame and cuts what sticks out; may cut off the head or feet."),
     "stretch": Choice("Stretch: as the authors did", "Squeezes the photo into the frame, as the authors' code did."),
 }
+
+
+def length_choices(limits: Limits | None = None) -> list[tuple[str, int]]:
+    """The page's Length choice: (its length in seconds at the default frames and frame rate, clips)."""
+    limits = limits or LIMITS
+    return [
+        (f"{chained_frames(DEFAULT_NUM_FRAMES, clips) / DEFAULT_FPS:.0f} s", clips)
+        for clips in range(1, limits.max_clips + 1)
+    ]
 
 
 def random_seed(limits: Limits = LIMITS, rng: random.Random | None = None) -> int:
@@ -98,6 +118,7 @@ def validate_settings(
     limits: Limits = LIMITS,
     rng: random.Random | None = None,
     quick_preview: Any = False,
+    clips: Any = 1,
 ) -> GenerationSettings:
     """Check what a page or API caller sent; raise `SettingsError` saying what is allowed.
 
@@ -117,6 +138,7 @@ def validate_settings(
     fps = whole_number(fps, "Frames per second", limits.min_fps, limits.max_fps)
     decode_chunk_size = min(whole_number(decode_chunk_size, "Decode chunk size", 1, limits.max_frames), num_frames)
     loop = flag(loop, "Loop")
+    num_clips = whole_number(1 if clips is None else clips, "Length in clips", 1, limits.max_clips)
     if flag(randomize_seed, "Randomise seed"):
         seed = random_seed(limits, rng)
     else:
@@ -133,6 +155,7 @@ def validate_settings(
         decode_chunk_size=decode_chunk_size,
         fit=fit,
         decoder="tiny" if flag(quick_preview, "Quick preview") else "full",
+        num_clips=num_clips,
     )
 
 
