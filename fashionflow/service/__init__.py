@@ -32,6 +32,7 @@ from ..base.memory import is_out_of_memory, release_memory
 from .boundary import as_service_error
 from .cancel import CancelToken
 from .errors import (
+    DemoNotReadyError,
     DiskFullError,
     GenerationCancelled,
     InternalError,
@@ -58,6 +59,7 @@ from .settings import (
     Limits,
     nearest_even_frames,
     random_seed,
+    slider_value,
     validate_settings,
 )
 from .setup import (
@@ -94,6 +96,7 @@ __all__ = [
     "ZEROGPU_SECONDS_PER_FRAME_STEP",
     "CancelToken",
     "Choice",
+    "DemoNotReadyError",
     "DeviceQueue",
     "Estimate",
     "DiskFullError",
@@ -147,6 +150,7 @@ __all__ = [
     "release_memory",
     "resolve_model_name",
     "run_generation",
+    "slider_value",
     "validate_settings",
     "weights_home",
 ]
