@@ -9,6 +9,8 @@ import dataclasses
 import os
 import pickle
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -217,6 +219,63 @@ def test_queue_shows_real_places_and_waits_refuses_overflow_and_cancel_stops_the
     started = time.monotonic()
     assert client.predict(photo=photo, **FAST, api_name="/generate")[3] == 7
     assert time.monotonic() - started < 30
+
+
+# A script that starts a long video through the API and then waits to be killed.
+_CLIENT_THAT_WILL_BE_KILLED = """
+import sys, time
+from gradio_client import Client, handle_file
+client = Client(sys.argv[1], analytics_enabled=False, verbose=False)
+job = client.submit(photo=handle_file(sys.argv[2]), fit="pad", seed=7, randomize_seed=False, sampler="ddpm",
+                    steps=1000, num_frames=70, fps=25, loop=False, decode_chunk_size=8, api_name="/generate")
+def said():
+    progress = job.status().progress_data
+    return progress[-1].desc if progress else ""
+while not said().startswith(("Denoising", "Waiting:")):
+    time.sleep(0.1)
+print(said(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_api_clients_that_are_killed_leave_the_line(tiny_app, client, tmp_path):
+    """A client process killed while its video is made (or waits) stops that job within seconds, and
+    the line moves up: the next caller does not wait behind videos nobody will fetch."""
+    from gradio_client import handle_file
+
+    def start_client() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-c", _CLIENT_THAT_WILL_BE_KILLED, tiny_app.url, str(EXAMPLE)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+        )
+
+    def said(job) -> str:
+        progress = job.status().progress_data
+        return progress[-1].desc if progress else ""
+
+    earlier_jobs = set(tiny_app.output_dir.glob("job-*"))
+    running = start_client()
+    waiting = None
+    try:
+        assert running.stdout.readline().startswith("Denoising")
+        (running_job,) = set(tiny_app.output_dir.glob("job-*")) - earlier_jobs
+        waiting = start_client()
+        assert waiting.stdout.readline().startswith("Waiting: next in line")
+        mine = client.submit(photo=handle_file(str(EXAMPLE)), **FAST, api_name="/generate")
+        _wait_for(lambda: said(mine).startswith("Waiting: 2nd in line"), "the in-process client's place")
+        waiting.kill()  # the waiting client goes: this one moves up
+        _wait_for(lambda: said(mine).startswith("Waiting: next in line"), "the line to move up", timeout=20)
+        running.kill()  # the running client goes: its job stops, this one starts
+        _wait_for(lambda: not running_job.exists(), "the killed client's job to stop", timeout=20)
+        assert mine.result(timeout=60)[3] == 7
+    finally:
+        for process in (running, waiting):
+            if process is not None:
+                process.kill()
+                process.wait()
+    assert tiny_app.log.read_text().count("A visitor left") >= 2
 
 
 def _wait_for(condition, what: str, timeout: float = 60) -> None:

@@ -12,12 +12,14 @@ test set-up (`scripts/setup.sh --dev`, CI).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from app_harness import ARTIFACTS, ROOT, not_a_photo, running_app
 from PIL import Image
-from stand_ins import serve_sources, stand_in_server, write_sources
+from stand_ins import Line, serve_sources, stand_in_server, write_sources
 
 from fashionflow.video import probe_video
 
@@ -66,7 +68,10 @@ def open_page(browser, url: str, size: str = "desktop"):
     context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url, wait_until="networkidle")
+    # Not "networkidle": the page keeps Gradio's heartbeat stream open (how the server notices a
+    # visitor leaving). Ready once the page's own start-up has run (app.js names the status line).
+    page.goto(url, wait_until="load")
+    page.wait_for_function("() => document.querySelector('#job-status')?.getAttribute('aria-live') === 'polite'")
     return page
 
 
@@ -269,6 +274,78 @@ def test_waiting_visitors_see_their_place_in_words(browser, app):
     finally:
         first.context.close()
         second.context.close()
+
+
+def ready_to_generate(page, steps: int, frames: int) -> None:
+    """A photo uploaded and framed, and these steps and frames set."""
+    upload(page, EXAMPLE)
+    wait_for_preview(page)
+    page.click("#advanced")
+    set_slider(page, "steps", steps)
+    set_slider(page, "frames", frames)
+
+
+def status_says(page, text: str, timeout: float = TIMEOUT_MS) -> None:
+    page.wait_for_function(f"() => document.querySelector('#job-status').innerText.includes({text!r})", timeout=timeout)
+
+
+def job_folders(app) -> set[Path]:
+    return set(app.output_dir.glob("job-*"))
+
+
+def wait_until(condition, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+# Visitors who leave are noticed within a second or two (Gradio's heartbeat stream closes); the
+# bound is generous for a busy machine, and far below the minutes an abandoned 1000-step job runs.
+LEFT_WITHIN_S = 20
+
+
+def test_visitors_who_leave_leave_the_line(browser, app):
+    """One visitor's long video is running and two wait behind it: the first closes the tab, the
+    second reloads the page, the third loses the connection. Each job ends within seconds of its
+    visitor leaving, the line moves up at once, and the next visitor's short video is made without
+    waiting for any of theirs."""
+    line = Line(urlsplit(app.url).port)  # the third visitor's connection, to be cut
+    running, reloading = open_page(browser, app.url, "phone"), open_page(browser, app.url, "desktop")
+    offline = open_page(browser, line.url, "phone")
+    for page in (running, reloading, offline):
+        ready_to_generate(page, steps=1000, frames=8)  # minutes with the tiny model on this machine
+    before = job_folders(app)
+    running.click("#generate")
+    status_says(running, "Denoising")
+    (running_job,) = job_folders(app) - before
+    reloading.click("#generate")
+    status_says(reloading, "Waiting: next in line")
+    offline.click("#generate")
+    status_says(offline, "Waiting: 2nd in line")
+
+    reloading.reload()  # a waiting visitor leaves: the one behind moves up
+    status_says(offline, "Waiting: next in line", timeout=LEFT_WITHIN_S * 1000)
+    running.context.close()  # the running visitor closes the tab: their job stops, the next one starts
+    wait_until(lambda: not running_job.exists(), "the closed tab's job to stop", LEFT_WITHIN_S)
+    status_says(offline, "Denoising", timeout=LEFT_WITHIN_S * 1000)
+    (offline_job,) = job_folders(app) - before
+    line.cut()  # the last one's connection drops
+    wait_until(lambda: not offline_job.exists(), "the lost connection's job to stop", LEFT_WITHIN_S)
+    offline.context.close()
+    reloading.context.close()
+    assert app.log.read_text().count("A visitor left") == 3
+
+    # The next visitor finds the line empty.
+    page = open_page(browser, app.url, "desktop")
+    try:
+        ready_to_generate(page, steps=2, frames=4)
+        page.click("#generate")
+        wait_for_video(page)
+        assert "Waiting" not in page.locator("#job-status").inner_text()
+    finally:
+        page.context.close()
 
 
 CONTRAST = """

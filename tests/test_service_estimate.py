@@ -14,9 +14,7 @@ from fashionflow.progress import StageTimings
 
 # A server's true costs: set-up 2 s; a step 0.5 s + 0.1 s a frame; decoding 0.2 s a frame + 0.3 s a
 # decoder call; the files 0.5 s + 0.05 s a written frame.
-TRUE = service.Speeds(
-    {"setup": (2.0, 0.0), "denoise": (0.5, 0.1), "decode-full": (0.2, 0.3), "export": (0.5, 0.05)}
-)
+TRUE = service.Speeds({"setup": (2.0, 0.0), "denoise": (0.5, 0.1), "decode-full": (0.2, 0.3), "export": (0.5, 0.05)})
 
 
 def settings(steps=25, frames=70, at_once=1, loop=False, decoder="full") -> service.GenerationSettings:

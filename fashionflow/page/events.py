@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -286,6 +287,8 @@ class PageEvents:
             self.queue.leave(ticket)
         self.jobs.finish(session, token)
         self.store.finished(job_dir)
+        if outcome.kind != "done":  # no video: nothing to keep (a job that ran has removed it already)
+            shutil.rmtree(job_dir, ignore_errors=True)
         self.jobs.record_outcome(session, outcome)
 
     async def generate_example(self, photo: Any, request: gr.Request) -> tuple:
