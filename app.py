@@ -59,6 +59,11 @@ class FashionFlowApp(PageEvents):
         super().__init__(model, store, jobs, queue_size, speeds, on_gpu=spaces.GPU if zero_gpu else None)
 
 
+def afterwards(event: gr.events.Dependency) -> list:
+    """Ways to listen to `event` ending, however it ended (Gradio 6.31's `.then` misses failures)."""
+    return [event.success, event.failure]
+
+
 def script(name: str, *args) -> str:
     """app.js's function `name`, called with `args`, as an event's `js`."""
     return f"() => ({SCRIPTS}).{name}({', '.join(json.dumps(a) for a in args)})"
@@ -259,7 +264,8 @@ def add_examples(
         event.show_progress, event.concurrency_limit = "hidden", None
         shown.dataset.click(app.example_clicked, outputs=[page.job_timer, page.job_status], **QUIET)
         outputs = [page.generate, page.job_timer, page.job_status, page.estimate]
-        shown.cache_event.then(app.after_run, inputs=page.inputs(ESTIMATE), outputs=outputs, **QUIET)
+        for ended in afterwards(shown.cache_event):
+            ended(app.after_run, inputs=page.inputs(ESTIMATE), outputs=outputs, **QUIET)
 
 
 # the wiring ------------------------------------------------------------------------------------------------------
@@ -329,7 +335,8 @@ def wire(app: FashionFlowApp, page: Page, demo: gr.Blocks, examples: list[Path])
         show_progress="hidden",
     )
     generated.success(None, js=script("scrollToResult"), **PRIVATE)
-    generated.then(app.after_run, inputs=estimate_inputs, outputs=[*running, page.estimate], **QUIET)
+    for ended in afterwards(generated):
+        ended(app.after_run, inputs=estimate_inputs, outputs=[*running, page.estimate], **QUIET)
     page.job_timer.tick(app.job_status, outputs=page.job_status, queue=False, show_progress="hidden", **PRIVATE)
     model_outputs = [page.model_status, page.generate, page.model_timer, page.estimate]
     page.model_timer.tick(app.model_status, inputs=estimate_inputs, outputs=model_outputs, **QUIET)

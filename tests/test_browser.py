@@ -413,30 +413,73 @@ def test_contrast_names_live_region_and_keyboard(page):
     wait_for_video(page)
 
 
+def no_error_badges_or_toasts(page) -> None:
+    assert page.locator(".error:visible").count() == 0 and visible_toasts(page) == 0
+
+
+def example(page, name: str = "Astronaut"):
+    return page.locator(f"#examples .gallery-item[aria-label='Example photo: {name}']")
+
+
 @pytest.mark.skipif(
     (ROOT / "weights" / "fashionflow-official").exists(), reason="this checkout has the published weights"
 )
-def test_a_space_without_weights_sets_itself_up_and_makes_a_video(browser, tmp_path):
-    """Done when: no weights, SPACE_ID set, the sources are local stand-ins: "Preparing the model"
-    with progress, then Generate turns on and makes a video, without a restart."""
+def test_a_space_whose_hub_is_out_of_reach_says_so_tries_again_by_itself_then_serves(browser, tmp_path):
+    """Done when: SPACE_ID set, no weights, the sources local stand-ins that cannot be reached at first.
+    While not ready, the page, an example and the API say so in a visitor's words (no commands, no
+    "Error" badges) and the app tries again by itself; once the stand-ins answer it prepares the model
+    with progress, Generate turns on and makes a video, without a restart. An example's video, made
+    for its first visitor, is shown to the next at once (cached)."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
     sources = write_sources(tmp_path / "sources")
     with stand_in_server() as server:
         checkpoint_url = serve_sources(server, sources)
-        server.bytes_per_second = len(server.files[next(iter(server.files))]) / 12  # 12 s: progress to see
+        server.unreachable = True
         env = {
             "SPACE_ID": "shop/fashionflow",
             "HF_ENDPOINT": server.url,
             "FASHIONFLOW_CHECKPOINT_URL": checkpoint_url,
             "FASHIONFLOW_CACHE": str(tmp_path / "cache"),
+            "FASHIONFLOW_DOWNLOAD_RETRY": "1",  # 1 s, 2 s, 4 s...: the test need not wait long
             "HF_HOME": str(tmp_path / "hf-home"),
         }
         with running_app(tmp_path / "space", env=env) as space:
+            # Not ready: the page, the examples and the API say so, in a visitor's words.
+            for size in SIZES:
+                page = open_page(browser, space.url, size)
+                page.wait_for_function(
+                    "() => document.querySelector('#model-status').innerText.includes('tries again')"
+                )
+                banner = page.locator("#model-status").inner_text()
+                assert "This demo is not ready yet. It tries again by itself" in banner
+                assert page.locator("#generate").is_disabled()
+                example(page).click()
+                wait_for_preview(page)  # the photo is taken and framed ...
+                status_says(page, "This demo is not ready yet")  # ... and the status line says why no video
+                page.wait_for_timeout(300)
+                no_error_badges_or_toasts(page)
+                text = page.locator("body").inner_text()
+                assert "python -m fashionflow" not in text and "tiny-random" not in text
+                screenshot(page, f"space-not-ready-{size}")
+                page.context.close()
+            with pytest.raises(AppError, match="not ready yet.*tries again by itself") as caught:
+                Client(space.url, analytics_enabled=False, verbose=False).predict(
+                    photo=handle_file(str(EXAMPLE)), api_name="/generate"
+                )
+            assert "python" not in str(caught.value)
+
+            # The Hub answers again: the app prepares the model by itself, with progress.
+            server.bytes_per_second = len(server.files[next(iter(server.files))]) / 6  # 6 s: progress to see
+            server.unreachable = False
             for size in SIZES:
                 page = open_page(browser, space.url, size)
                 banner = page.locator("#model-status")
                 if size == "desktop":  # the first visitor arrives while the weights are on their way
                     page.wait_for_function(
-                        "() => document.querySelector('#model-status').innerText.includes('checkpoint): ')"
+                        "() => document.querySelector('#model-status').innerText.includes('checkpoint): ')",
+                        timeout=TIMEOUT_MS * 2,
                     )
                     text = banner.inner_text()
                     assert "Preparing the model" in text and "Fetching the FashionFlow model" in text
@@ -446,15 +489,22 @@ def test_a_space_without_weights_sets_itself_up_and_makes_a_video(browser, tmp_p
                     screenshot(page, "space-preparing")
                 page.wait_for_function("() => !document.querySelector('#generate').disabled", timeout=TIMEOUT_MS * 2)
                 assert "Model ready." in banner.inner_text()
-                upload(page, EXAMPLE)
-                wait_for_preview(page)
-                page.click("#advanced")
-                set_slider(page, "steps", 2)
-                set_slider(page, "frames", 4)
+                ready_to_generate(page, steps=2, frames=4)
                 page.locator("#generate").scroll_into_view_if_needed()
                 page.click("#generate")
                 wait_for_video(page)
                 assert "untrained" not in page.locator("#run-summary").inner_text()
                 screenshot(page, f"space-generated-{size}")
+
+                # Examples: made for their first visitor, then shown at once (no new job) to the next.
+                jobs = job_folders(space)
+                example(page).click()
+                page.wait_for_function(
+                    "() => document.querySelector('#run-summary').innerText.includes('Seed used: 0 ·')"
+                )
+                wait_for_video(page)
+                no_error_badges_or_toasts(page)
+                assert len(job_folders(space) - jobs) == (1 if size == "desktop" else 0)
                 page.context.close()
         assert (tmp_path / "cache" / "fashionflow-official" / "model_index.json").is_file()
+        assert space.log.read_text().count("Preparing the model failed") >= 1

@@ -11,11 +11,12 @@ folder and resumes the checkpoint where it stopped.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,14 @@ FIRST_RETRY_SECONDS = 30
 LONGEST_RETRY_SECONDS = 3600
 
 
+def retry_pauses(first: float, longest: float = LONGEST_RETRY_SECONDS) -> Iterator[float]:
+    """The pauses before each new try: `first`, then twice as long each time, up to `longest`."""
+    pause = first
+    while True:
+        yield min(pause, longest)
+        pause *= 2
+
+
 @dataclass(frozen=True)
 class _Failure:
     error: str  # for the operator
@@ -189,14 +198,15 @@ class ModelSetup:
             return state
 
         def run() -> None:
-            started, pause, tries = time.monotonic(), first_retry_seconds, 0
-            while True:
-                tries += 1
+            started = time.monotonic()
+            pauses = retry_pauses(first_retry_seconds) if first_retry_seconds is not None else iter(())
+            for tries in itertools.count(1):
                 try:
                     state = prepare()
                     break
                 except Exception as error:  # any failure: the page says so, the operator gets the details
                     logger.exception("Preparing the model failed (try %d)", tries)
+                    pause = next(pauses, None)
                     next_try = None if pause is None else self.clock() + pause
                     with self._lock:
                         self._preparation = None
@@ -205,7 +215,6 @@ class ModelSetup:
                     return
                 logger.info("Preparing the model again (try %d)", tries + 1)
                 self._set_preparation(Preparation("Trying again"))
-                pause = min(2 * pause, LONGEST_RETRY_SECONDS)
             logger.info("Model prepared in %.0f s: %s", time.monotonic() - started, state.description)
             with self._lock:
                 self._state, self._preparation, self._failure = state, None, None
@@ -263,7 +272,7 @@ class ModelSetup:
         if failure is not None:
             return ModelStatus(
                 "failed",
-                "This demo is not ready. Please try again later.",
+                UNAVAILABLE_FOR_VISITORS,
                 f"Preparing the model failed: {failure.error}\n\nIt is tried again on the next start (restart the "
                 "Space or the app); finished downloads are kept. See the app's log for the full error.",
             )
