@@ -58,6 +58,75 @@ def test_example_results_are_cached_only_for_trained_weights(tiny_model, tmp_pat
     assert example_outputs(trained) == {"video", "download-mp4", "download-gif", "seed", "run-summary"}
 
 
+def test_the_page_hears_how_a_generation_or_an_example_ended_also_a_failure(tiny_model, tmp_path, monkeypatch):
+    """Generate and a cached example each have after_run on success and on failure (Gradio's `.then`
+    does not run after a failure, which left Generate busy); the example reports in the status line,
+    not with "Error" badges; a visitor leaving is heard (unload)."""
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "examples-cache"))
+    app = load_app_module()
+    trained = dataclasses.replace(tiny_model, untrained=False)
+    config = app.build_demo(app.FashionFlowApp(trained, service.OutputStore(tmp_path / "outputs"))).get_config_file()
+    dependencies = config["dependencies"]
+    for api_name in ("generate", "load_example"):
+        (event,) = [d for d in dependencies if d["api_name"] == api_name]
+        after = [d for d in dependencies if d["trigger_after"] == event["id"] and d["api_name"].startswith("after_run")]
+        ended = {(d["trigger_only_on_success"], d["trigger_only_on_failure"]) for d in after}
+        assert ended == {(True, False), (False, True)}, api_name
+        assert event["show_progress"] == "hidden"
+    assert any(target[1] == "unload" for d in dependencies for target in d["targets"])
+
+
+def test_the_estimate_is_for_what_the_page_will_send(tiny_model, tmp_path):
+    """Numbers typed out of a slider's range are clamped by the slider, and sent so: 0 steps become 1
+    (not the sampler's 25), 5000 become 1000; a frame rate or frames-at-once out of range still
+    gets an estimate."""
+    from fashionflow.page.events import ESTIMATE
+
+    app = load_app_module()
+    ui = app.FashionFlowApp(tiny_model, service.OutputStore(tmp_path))
+    speeds = {"setup": (1.0, 0.0), "denoise": (0.0, 0.01), "decode-full": (0.1, 0.2), "export": (0.5, 0.01)}
+    ui.speeds.prior = service.Speeds(speeds)
+    usual = dict(sampler="dpm++", steps=25, num_frames=70, fps=25, loop=False, decode_chunk_size=1, quick_preview=False)
+
+    def shown(**changes) -> str:
+        form = {**usual, **changes}
+        return ui.settings_changed(*[form[name] for name in ESTIMATE])[2]
+
+    assert shown(steps=0) == shown(steps=1) != shown(steps=25)
+    assert shown(steps=5000) == shown(steps=1000) != shown(steps=25)
+    assert shown(fps=0) == shown(fps=1) != "" and shown(fps=500) == shown(fps=60) != ""
+    assert shown(decode_chunk_size=0) == shown(decode_chunk_size=1) != ""
+    assert shown(decode_chunk_size=999) == shown(decode_chunk_size=70) != shown(decode_chunk_size=1)
+
+
+def test_a_visitor_who_leaves_has_their_jobs_cancelled_and_the_line_moves_up(tiny_model, tmp_path):
+    """The unload handler (the browser and gradio_client tests below go through Gradio itself)."""
+    app = load_app_module()
+    ui = app.FashionFlowApp(tiny_model, service.OutputStore(tmp_path))
+    gone, staying = SimpleNamespace(session_hash="gone"), SimpleNamespace(session_hash="staying")
+    slow = {**FAST, "sampler": "ddpm", "steps": 1000, "num_frames": 70, "decode_chunk_size": 8}
+
+    async def scenario():
+        running = asyncio.create_task(ui.generate(str(EXAMPLE), request=gone, **slow))
+        while not (ui.queue.ticket_of("gone") and ui.queue.ticket_of("gone").running):
+            await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(ui.generate(str(EXAMPLE), request=gone, **slow))  # a second tab's
+        while ui.queue.ticket_of("gone").running:
+            await asyncio.sleep(0.05)
+        mine = asyncio.create_task(ui.generate(str(EXAMPLE), request=staying, **FAST, decode_chunk_size=8))
+        while ui.queue.ticket_of("staying") is None:
+            await asyncio.sleep(0.05)
+        assert ui.queue.place(ui.queue.ticket_of("staying")).position == 2
+        ui.visitor_left(gone)
+        ended = await asyncio.wait_for(asyncio.gather(running, waiting, mine), timeout=60)
+        return [outputs[-1] for outputs in ended]
+
+    running, waiting, mine = asyncio.run(scenario())
+    assert running == waiting == "Generation cancelled: no video was made."
+    assert "Seed used: **7**" in mine
+    assert len(list(tmp_path.glob("job-*"))) == 1  # mine: the cancelled ones left nothing behind
+
+
 def test_cancel_button_stops_its_sessions_running_generation(tiny_model, tmp_path):
     """The Cancel button's own handler (besides the queue's cancel): the running job ends politely."""
     app = load_app_module()
