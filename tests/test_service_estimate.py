@@ -135,3 +135,10 @@ def test_calibration_measures_every_stage_and_the_estimate_is_the_right_size():
         actual = service.run_generation(model.pipeline, Image.new("RGB", (200, 300)), s, folder).seconds
     # A busy 2-core machine: only the order of magnitude is asserted (benchmarks/estimates.py measures).
     assert actual / 5 < estimate < actual * 5
+
+
+def test_on_zero_gpu_a_rough_prior_stands_in_until_the_first_video():
+    book = service.SpeedBook()
+    service.measure_speeds(None, book, zero_gpu=True)  # no GPU to calibrate with outside a call
+    estimate = book.estimate(settings(25, 70))
+    assert not estimate.measured and 15 < estimate.seconds < service.gpu_seconds_estimate(settings(25, 70))
