@@ -59,6 +59,11 @@ class FashionFlowApp(PageEvents):
         super().__init__(model, store, jobs, queue_size, speeds, on_gpu=spaces.GPU if zero_gpu else None)
 
 
+def afterwards(event: gr.events.Dependency) -> list:
+    """Ways to listen to `event` ending, however it ended (Gradio 6.31's `.then` misses failures)."""
+    return [event.success, event.failure]
+
+
 def script(name: str, *args) -> str:
     """app.js's function `name`, called with `args`, as an event's `js`."""
     return f"() => ({SCRIPTS}).{name}({', '.join(json.dumps(a) for a in args)})"
@@ -241,13 +246,15 @@ def slider(elem_id: str, label: str, span: tuple[int, int, int], info: str, step
     return gr.Slider(low, high, value=value, step=step, label=label, info=info, elem_id=elem_id)
 
 
-def add_examples(app: FashionFlowApp, page: Page, status: service.ModelStatus, examples: list[Path]) -> None:
-    # Example results are cached only for trained weights: the tiny-random model's videos are
-    # noise (caching would present noise as what the app does), and without weights there is
-    # nothing to run. Lazily, on first click: caching all at start-up would run full generations
-    # before the server even listens.
-    cache = status.kind == "ready" or (status.kind == "preparing" and not app.model.untrained)
-    gr.Examples(
+def add_examples(
+    app: FashionFlowApp, page: Page, status: service.ModelStatus, examples: list[Path], demo: gr.Blocks
+) -> None:
+    # Example results are cached only for trained weights (loaded, or on their way): the tiny-random
+    # model's videos are noise (caching would present noise as what the app does), and without
+    # weights there is nothing to run. Lazily, on first click: caching all at start-up would run
+    # full generations before the server even listens.
+    cache = status.kind == "ready" or (status.changing and not app.model.untrained)
+    shown = gr.Examples(
         examples=[[str(path)] for path in examples],
         inputs=[page.form["photo"]],
         outputs=page.results if cache else None,
@@ -257,6 +264,16 @@ def add_examples(app: FashionFlowApp, page: Page, status: service.ModelStatus, e
         label="Example photos",
         elem_id="examples",
     )
+    if cache:
+        # Like Generate: progress and problems (a model not ready yet) in the status line, not as
+        # "Error" badges on the results; the generation waits in the app's own queue, not Gradio's.
+        # (gr.Examples takes neither setting, so they are set on its event.)
+        event = demo.fns[shown.cache_event["id"]]
+        event.show_progress, event.concurrency_limit = "hidden", None
+        shown.dataset.click(app.example_clicked, outputs=[page.job_timer, page.job_status], **QUIET)
+        outputs = [page.generate, page.job_timer, page.job_status, page.estimate]
+        for ended in afterwards(shown.cache_event):
+            ended(app.after_run, inputs=page.inputs(ESTIMATE), outputs=outputs, **QUIET)
 
 
 # the wiring ------------------------------------------------------------------------------------------------------
@@ -310,9 +327,8 @@ def wire(app: FashionFlowApp, page: Page, demo: gr.Blocks, examples: list[Path])
         outputs=[*running, page.photo_message, page.settings_message],
         **QUIET,
     )
-    checked.failure(
-        app.show_problem, inputs=page.inputs(FORM), outputs=[page.photo_message, page.settings_message], **QUIET
-    )
+    problem = [page.photo_message, page.settings_message, page.job_status]
+    checked.failure(app.show_problem, inputs=page.inputs(FORM), outputs=problem, **QUIET)
     generated = checked.success(
         app.generate,
         inputs=page.inputs(FORM),
@@ -327,7 +343,8 @@ def wire(app: FashionFlowApp, page: Page, demo: gr.Blocks, examples: list[Path])
         show_progress="hidden",
     )
     generated.success(None, js=script("scrollToResult"), **PRIVATE)
-    generated.then(app.after_run, inputs=estimate_inputs, outputs=[*running, page.estimate], **QUIET)
+    for ended in afterwards(generated):
+        ended(app.after_run, inputs=estimate_inputs, outputs=[*running, page.estimate], **QUIET)
     page.job_timer.tick(app.job_status, outputs=page.job_status, queue=False, show_progress="hidden", **PRIVATE)
     model_outputs = [page.model_status, page.generate, page.model_timer, page.estimate]
     page.model_timer.tick(app.model_status, inputs=estimate_inputs, outputs=model_outputs, **QUIET)
@@ -338,6 +355,8 @@ def wire(app: FashionFlowApp, page: Page, demo: gr.Blocks, examples: list[Path])
     page.mp4.change(
         app.enable_downloads, inputs=[page.mp4, page.gif], outputs=[page.mp4, page.gif], queue=False, **PRIVATE
     )
+    # A visitor who leaves (tab closed, page reloaded, connection lost, an API client gone) leaves the line.
+    demo.unload(app.visitor_left)
     page.cancel.click(
         app.cancel_clicked,
         outputs=[page.job_status, page.generate, page.job_timer],
@@ -355,7 +374,7 @@ def build_demo(app: FashionFlowApp, output_ttl: int = 3600, examples: list[Path]
     delete_cache = (service.OutputStore.sweep_interval(output_ttl), output_ttl)
     with gr.Blocks(title="FashionFlow", analytics_enabled=False, delete_cache=delete_cache) as demo:
         page = lay_out(app, status)
-        add_examples(app, page, status, examples)
+        add_examples(app, page, status, examples, demo)
         wire(app, page, demo, examples)
     return demo
 

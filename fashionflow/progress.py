@@ -48,12 +48,13 @@ def format_seconds(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class StageTimings:
-    """Measured seconds of one generation's stages, for estimating later ones (None: not measured)."""
+    """Measured seconds of one generation's stages, for estimating later ones (None: not measured).
+    They add up to the generation's whole time: set-up + steps x step + frames x decode + export."""
 
-    setup_seconds: float  # before the first step: preparing and encoding the photo
+    setup_seconds: float | None  # before the first step: preparing and encoding the photo
     step_seconds: float | None  # one denoising step of one clip (all its frames)
-    decode_seconds_per_frame: float | None
-    export_seconds: float | None  # writing all the files
+    decode_seconds_per_frame: float | None  # the decoder's first call included
+    export_seconds: float | None  # from the last decoded frame to the last file written
 
 
 @dataclass
@@ -61,6 +62,7 @@ class _StageClock:
     entered: float  # when the stage began: the previous report (the pipeline reports finished units)
     first_time: float
     first_done: int
+    last_time: float = 0.0  # the stage's latest report
 
 
 class GenerationProgress:
@@ -111,7 +113,7 @@ class GenerationProgress:
         if stage not in self.clocks:
             self.clocks[stage] = _StageClock(entered=self.last_report, first_time=now, first_done=done)
         self.done[stage] = done
-        self.last_report = now
+        self.clocks[stage].last_time = self.last_report = now
 
         seconds_left = self._seconds_left(stage)
         return ProgressUpdate(self.fraction, self._describe(stage, seconds_left), seconds_left)
@@ -137,20 +139,28 @@ class GenerationProgress:
         return None
 
     def timings(self) -> StageTimings:
-        """What this generation measured so far: per step, per decoded frame, for the files."""
-        step = self.seconds_per_unit("denoise")
-        setup = 0.0
-        clock = self.clocks.get("denoise")
-        if clock is not None and step is not None:
-            # The first report came after the set-up and `first_done` steps.
-            setup = max(0.0, clock.first_time - clock.entered - step * clock.first_done)
-        export = self.seconds_per_unit("export")
+        """What this generation measured, per stage, so that the stages add up to its whole time:
+        the set-up, one step (from the steps after the first: the first one's report also closes the
+        set-up), decoding per frame and the files, each from the end of the stage before."""
+        step = setup = None
+        denoise = self.clocks.get("denoise")
+        if denoise is not None and self.done["denoise"] > denoise.first_done:  # two reports: set-up and steps apart
+            step = self.seconds_per_unit("denoise")
+            setup = max(0.0, denoise.first_time - denoise.entered - step * denoise.first_done)
         return StageTimings(
             setup_seconds=setup,
             step_seconds=step,
-            decode_seconds_per_frame=self.seconds_per_unit("decode"),
-            export_seconds=export * self.units["export"] if export is not None else None,
+            decode_seconds_per_frame=self._stage_seconds("decode", per_unit=True),
+            export_seconds=self._stage_seconds("export"),
         )
+
+    def _stage_seconds(self, stage: str, per_unit: bool = False) -> float | None:
+        """A finished stage's seconds from the end of the stage before (per unit: divided by its units)."""
+        clock = self.clocks.get(stage)
+        if clock is None or self.done[stage] < self.units[stage]:
+            return None
+        seconds = max(0.0, clock.last_time - clock.entered)
+        return seconds / self.units[stage] if per_unit else seconds
 
     def _seconds_left(self, stage: str) -> float | None:
         step_seconds = self.seconds_per_unit("denoise")

@@ -1,12 +1,14 @@
 """Local stand-ins for the network: an HTTP file server (Range requests, injected faults, a slow
-line) and a minimal Hugging Face Hub (the resolve endpoint that hf_hub_download uses), both on
-127.0.0.1; and tiny copies of the three sources of the published weights, laid out as the real
-ones are."""
+line, a Hub that cannot be reached) and a minimal Hugging Face Hub (the resolve endpoint that
+hf_hub_download uses), both on 127.0.0.1; a line between a browser and a server that can be cut;
+and tiny copies of the three sources of the published weights, laid out as the real ones are."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ class StandInServer:
         self.cut_after: int | None = None  # close the next GET of a file after this many bytes
         self.ignore_range = False
         self.bytes_per_second: float | None = None  # send files this slowly (to watch progress)
+        self.unreachable = False  # drop every connection unanswered, as a Hub that cannot be reached
         self.url = ""
 
     def add_file(self, path: str, content: bytes) -> str:
@@ -45,6 +48,10 @@ def _handler(server: StandInServer):
             self._serve(body=True)
 
         def _serve(self, body: bool):
+            if server.unreachable:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             server.requests.append((self.command, self.path, self.headers.get("Range")))
             hub = re.match(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$", self.path)
             if hub:
@@ -120,6 +127,54 @@ def stand_in_server():
     finally:
         http.shutdown()
         http.server_close()
+
+
+class Line:
+    """A line from a browser to a server (127.0.0.1:`port`), relayed by this process: `cut()` drops every
+    connection on it at once, as a lost network connection does (the server sees them closed)."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/"
+        self._sockets: list[socket.socket] = []
+        self._cut = False
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self._listener.accept()
+            except OSError:
+                return  # cut
+            far = socket.create_connection(("127.0.0.1", self.port))
+            with self._lock:
+                if self._cut:
+                    near.close()
+                    far.close()
+                    return
+                self._sockets += [near, far]
+            for source, target in ((near, far), (far, near)):
+                threading.Thread(target=self._relay, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _relay(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        with self._lock:
+            self._cut = True
+            sockets, self._sockets = self._sockets, []
+        self._listener.close()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
 
 # The published weights' three sources, tiny ----------------------------------------------------------------------

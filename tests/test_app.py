@@ -9,6 +9,8 @@ import dataclasses
 import os
 import pickle
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -54,6 +56,75 @@ def test_example_results_are_cached_only_for_trained_weights(tiny_model, tmp_pat
     assert example_outputs(service.ModelState(name="missing", error="No weights.")) == {"photo"}
     trained = dataclasses.replace(tiny_model, untrained=False)
     assert example_outputs(trained) == {"video", "download-mp4", "download-gif", "seed", "run-summary"}
+
+
+def test_the_page_hears_how_a_generation_or_an_example_ended_also_a_failure(tiny_model, tmp_path, monkeypatch):
+    """Generate and a cached example each have after_run on success and on failure (Gradio's `.then`
+    does not run after a failure, which left Generate busy); the example reports in the status line,
+    not with "Error" badges; a visitor leaving is heard (unload)."""
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "examples-cache"))
+    app = load_app_module()
+    trained = dataclasses.replace(tiny_model, untrained=False)
+    config = app.build_demo(app.FashionFlowApp(trained, service.OutputStore(tmp_path / "outputs"))).get_config_file()
+    dependencies = config["dependencies"]
+    for api_name in ("generate", "load_example"):
+        (event,) = [d for d in dependencies if d["api_name"] == api_name]
+        after = [d for d in dependencies if d["trigger_after"] == event["id"] and d["api_name"].startswith("after_run")]
+        ended = {(d["trigger_only_on_success"], d["trigger_only_on_failure"]) for d in after}
+        assert ended == {(True, False), (False, True)}, api_name
+        assert event["show_progress"] == "hidden"
+    assert any(target[1] == "unload" for d in dependencies for target in d["targets"])
+
+
+def test_the_estimate_is_for_what_the_page_will_send(tiny_model, tmp_path):
+    """Numbers typed out of a slider's range are clamped by the slider, and sent so: 0 steps become 1
+    (not the sampler's 25), 5000 become 1000; a frame rate or frames-at-once out of range still
+    gets an estimate."""
+    from fashionflow.page.events import ESTIMATE
+
+    app = load_app_module()
+    ui = app.FashionFlowApp(tiny_model, service.OutputStore(tmp_path))
+    speeds = {"setup": (1.0, 0.0), "denoise": (0.0, 0.01), "decode-full": (0.1, 0.2), "export": (0.5, 0.01)}
+    ui.speeds.prior = service.Speeds(speeds)
+    usual = dict(sampler="dpm++", steps=25, num_frames=70, fps=25, loop=False, decode_chunk_size=1, quick_preview=False)
+
+    def shown(**changes) -> str:
+        form = {**usual, **changes}
+        return ui.settings_changed(*[form[name] for name in ESTIMATE])[2]
+
+    assert shown(steps=0) == shown(steps=1) != shown(steps=25)
+    assert shown(steps=5000) == shown(steps=1000) != shown(steps=25)
+    assert shown(fps=0) == shown(fps=1) != "" and shown(fps=500) == shown(fps=60) != ""
+    assert shown(decode_chunk_size=0) == shown(decode_chunk_size=1) != ""
+    assert shown(decode_chunk_size=999) == shown(decode_chunk_size=70) != shown(decode_chunk_size=1)
+
+
+def test_a_visitor_who_leaves_has_their_jobs_cancelled_and_the_line_moves_up(tiny_model, tmp_path):
+    """The unload handler (the browser and gradio_client tests below go through Gradio itself)."""
+    app = load_app_module()
+    ui = app.FashionFlowApp(tiny_model, service.OutputStore(tmp_path))
+    gone, staying = SimpleNamespace(session_hash="gone"), SimpleNamespace(session_hash="staying")
+    slow = {**FAST, "sampler": "ddpm", "steps": 1000, "num_frames": 70, "decode_chunk_size": 8}
+
+    async def scenario():
+        running = asyncio.create_task(ui.generate(str(EXAMPLE), request=gone, **slow))
+        while not (ui.queue.ticket_of("gone") and ui.queue.ticket_of("gone").running):
+            await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(ui.generate(str(EXAMPLE), request=gone, **slow))  # a second tab's
+        while ui.queue.ticket_of("gone").running:
+            await asyncio.sleep(0.05)
+        mine = asyncio.create_task(ui.generate(str(EXAMPLE), request=staying, **FAST, decode_chunk_size=8))
+        while ui.queue.ticket_of("staying") is None:
+            await asyncio.sleep(0.05)
+        assert ui.queue.place(ui.queue.ticket_of("staying")).position == 2
+        ui.visitor_left(gone)
+        ended = await asyncio.wait_for(asyncio.gather(running, waiting, mine), timeout=60)
+        return [outputs[-1] for outputs in ended]
+
+    running, waiting, mine = asyncio.run(scenario())
+    assert running == waiting == "Generation cancelled: no video was made."
+    assert "Seed used: **7**" in mine
+    assert len(list(tmp_path.glob("job-*"))) == 1  # mine: the cancelled ones left nothing behind
 
 
 def test_cancel_button_stops_its_sessions_running_generation(tiny_model, tmp_path):
@@ -233,6 +304,63 @@ def test_queue_shows_real_places_and_waits_refuses_overflow_and_cancel_stops_the
     started = time.monotonic()
     assert client.predict(photo=photo, **FAST, api_name="/generate")[3] == 7
     assert time.monotonic() - started < 30
+
+
+# A script that starts a long video through the API and then waits to be killed.
+_CLIENT_THAT_WILL_BE_KILLED = """
+import sys, time
+from gradio_client import Client, handle_file
+client = Client(sys.argv[1], analytics_enabled=False, verbose=False)
+job = client.submit(photo=handle_file(sys.argv[2]), fit="pad", seed=7, randomize_seed=False, sampler="ddpm",
+                    steps=1000, num_frames=70, fps=25, loop=False, decode_chunk_size=8, api_name="/generate")
+def said():
+    progress = job.status().progress_data
+    return progress[-1].desc if progress else ""
+while not said().startswith(("Denoising", "Waiting:")):
+    time.sleep(0.1)
+print(said(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_api_clients_that_are_killed_leave_the_line(tiny_app, client, tmp_path):
+    """A client process killed while its video is made (or waits) stops that job within seconds, and
+    the line moves up: the next caller does not wait behind videos nobody will fetch."""
+    from gradio_client import handle_file
+
+    def start_client() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-c", _CLIENT_THAT_WILL_BE_KILLED, tiny_app.url, str(EXAMPLE)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+        )
+
+    def said(job) -> str:
+        progress = job.status().progress_data
+        return progress[-1].desc if progress else ""
+
+    earlier_jobs = set(tiny_app.output_dir.glob("job-*"))
+    running = start_client()
+    waiting = None
+    try:
+        assert running.stdout.readline().startswith("Denoising")
+        (running_job,) = set(tiny_app.output_dir.glob("job-*")) - earlier_jobs
+        waiting = start_client()
+        assert waiting.stdout.readline().startswith("Waiting: next in line")
+        mine = client.submit(photo=handle_file(str(EXAMPLE)), **FAST, api_name="/generate")
+        _wait_for(lambda: said(mine).startswith("Waiting: 2nd in line"), "the in-process client's place")
+        waiting.kill()  # the waiting client goes: this one moves up
+        _wait_for(lambda: said(mine).startswith("Waiting: next in line"), "the line to move up", timeout=20)
+        running.kill()  # the running client goes: its job stops, this one starts
+        _wait_for(lambda: not running_job.exists(), "the killed client's job to stop", timeout=20)
+        assert mine.result(timeout=60)[3] == 7
+    finally:
+        for process in (running, waiting):
+            if process is not None:
+                process.kill()
+                process.wait()
+    assert tiny_app.log.read_text().count("A visitor left") >= 2
 
 
 def _wait_for(condition, what: str, timeout: float = 60) -> None:

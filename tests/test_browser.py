@@ -12,12 +12,14 @@ test set-up (`scripts/setup.sh --dev`, CI).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from app_harness import ARTIFACTS, ROOT, not_a_photo, running_app
 from PIL import Image
-from stand_ins import serve_sources, stand_in_server, write_sources
+from stand_ins import Line, serve_sources, stand_in_server, write_sources
 
 from fashionflow.video import probe_video
 
@@ -66,7 +68,10 @@ def open_page(browser, url: str, size: str = "desktop"):
     context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url, wait_until="networkidle")
+    # Not "networkidle": the page keeps Gradio's heartbeat stream open (how the server notices a
+    # visitor leaving). Ready once the page's own start-up has run (app.js names the status line).
+    page.goto(url, wait_until="load")
+    page.wait_for_function("() => document.querySelector('#job-status')?.getAttribute('aria-live') === 'polite'")
     return page
 
 
@@ -252,6 +257,17 @@ def test_settings_for_people(page):
     screenshot(page, "settings")
 
 
+def test_the_status_line_shows_the_latest_outcome_only(page, tmp_path):
+    ready_to_generate(page, steps=2, frames=4)
+    page.click("#generate")
+    status_says(page, "Done: made in")
+    upload(page, not_a_photo(tmp_path))
+    page.wait_for_function("() => document.querySelector('#photo-message').innerText.includes('not a picture')")
+    page.click("#generate")  # fails: no photo now
+    page.wait_for_function("() => document.querySelector('#photo-message').innerText.includes('upload a photo first')")
+    page.wait_for_function("() => document.querySelector('#job-status').innerText.trim() === ''")
+
+
 def test_crop_warns_when_it_cuts_off_head_or_feet(page, tmp_path):
     tall = tmp_path / "full-length.png"
     Image.new("RGB", (300, 900), "white").save(tall)  # a full-length shot: three times as tall as wide
@@ -289,6 +305,78 @@ def test_waiting_visitors_see_their_place_in_words(browser, app):
     finally:
         first.context.close()
         second.context.close()
+
+
+def ready_to_generate(page, steps: int, frames: int) -> None:
+    """A photo uploaded and framed, and these steps and frames set."""
+    upload(page, EXAMPLE)
+    wait_for_preview(page)
+    page.click("#advanced")
+    set_slider(page, "steps", steps)
+    set_slider(page, "frames", frames)
+
+
+def status_says(page, text: str, timeout: float = TIMEOUT_MS) -> None:
+    page.wait_for_function(f"() => document.querySelector('#job-status').innerText.includes({text!r})", timeout=timeout)
+
+
+def job_folders(app) -> set[Path]:
+    return set(app.output_dir.glob("job-*"))
+
+
+def wait_until(condition, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+# Visitors who leave are noticed within a second or two (Gradio's heartbeat stream closes); the
+# bound is generous for a busy machine, and far below the minutes an abandoned 1000-step job runs.
+LEFT_WITHIN_S = 20
+
+
+def test_visitors_who_leave_leave_the_line(browser, app):
+    """One visitor's long video is running and two wait behind it: the first closes the tab, the
+    second reloads the page, the third loses the connection. Each job ends within seconds of its
+    visitor leaving, the line moves up at once, and the next visitor's short video is made without
+    waiting for any of theirs."""
+    line = Line(urlsplit(app.url).port)  # the third visitor's connection, to be cut
+    running, reloading = open_page(browser, app.url, "phone"), open_page(browser, app.url, "desktop")
+    offline = open_page(browser, line.url, "phone")
+    for page in (running, reloading, offline):
+        ready_to_generate(page, steps=1000, frames=8)  # minutes with the tiny model on this machine
+    before = job_folders(app)
+    running.click("#generate")
+    status_says(running, "Denoising")
+    (running_job,) = job_folders(app) - before
+    reloading.click("#generate")
+    status_says(reloading, "Waiting: next in line")
+    offline.click("#generate")
+    status_says(offline, "Waiting: 2nd in line")
+
+    reloading.reload()  # a waiting visitor leaves: the one behind moves up
+    status_says(offline, "Waiting: next in line", timeout=LEFT_WITHIN_S * 1000)
+    running.context.close()  # the running visitor closes the tab: their job stops, the next one starts
+    wait_until(lambda: not running_job.exists(), "the closed tab's job to stop", LEFT_WITHIN_S)
+    status_says(offline, "Denoising", timeout=LEFT_WITHIN_S * 1000)
+    (offline_job,) = job_folders(app) - before
+    line.cut()  # the last one's connection drops
+    wait_until(lambda: not offline_job.exists(), "the lost connection's job to stop", LEFT_WITHIN_S)
+    offline.context.close()
+    reloading.context.close()
+    assert app.log.read_text().count("A visitor left") == 3
+
+    # The next visitor finds the line empty.
+    page = open_page(browser, app.url, "desktop")
+    try:
+        ready_to_generate(page, steps=2, frames=4)
+        page.click("#generate")
+        wait_for_video(page)
+        assert "Waiting" not in page.locator("#job-status").inner_text()
+    finally:
+        page.context.close()
 
 
 CONTRAST = """
@@ -356,30 +444,80 @@ def test_contrast_names_live_region_and_keyboard(page):
     wait_for_video(page)
 
 
+# Gradio's red "Error" badges that are shown (a hidden event's badges stay in the page, transparent).
+SHOWN_ERROR_BADGES = """
+() => [...document.querySelectorAll('.error')].filter(badge => badge.getClientRects().length
+  && getComputedStyle(badge.closest('.wrap') || badge).opacity !== '0').length
+"""
+
+
+def no_error_badges_or_toasts(page) -> None:
+    assert page.evaluate(SHOWN_ERROR_BADGES) == 0 and visible_toasts(page) == 0
+
+
+def example(page, name: str = "Astronaut"):
+    return page.locator(f"#examples .gallery-item[aria-label='Example photo: {name}']")
+
+
 @pytest.mark.skipif(
     (ROOT / "weights" / "fashionflow-official").exists(), reason="this checkout has the published weights"
 )
-def test_a_space_without_weights_sets_itself_up_and_makes_a_video(browser, tmp_path):
-    """Done when: no weights, SPACE_ID set, the sources are local stand-ins: "Preparing the model"
-    with progress, then Generate turns on and makes a video, without a restart."""
+def test_a_space_whose_hub_is_out_of_reach_says_so_tries_again_by_itself_then_serves(browser, tmp_path):
+    """Done when: SPACE_ID set, no weights, the sources local stand-ins that cannot be reached at first.
+    While not ready, the page, an example and the API say so in a visitor's words (no commands, no
+    "Error" badges) and the app tries again by itself; once the stand-ins answer it prepares the model
+    with progress, Generate turns on and makes a video, without a restart. An example's video, made
+    for its first visitor, is shown to the next at once (cached)."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
     sources = write_sources(tmp_path / "sources")
     with stand_in_server() as server:
         checkpoint_url = serve_sources(server, sources)
-        server.bytes_per_second = len(server.files[next(iter(server.files))]) / 12  # 12 s: progress to see
+        server.unreachable = True
         env = {
             "SPACE_ID": "shop/fashionflow",
             "HF_ENDPOINT": server.url,
             "FASHIONFLOW_CHECKPOINT_URL": checkpoint_url,
             "FASHIONFLOW_CACHE": str(tmp_path / "cache"),
+            "FASHIONFLOW_DOWNLOAD_RETRY": "1",  # 1 s, 2 s, 4 s...: the test need not wait long
             "HF_HOME": str(tmp_path / "hf-home"),
         }
         with running_app(tmp_path / "space", env=env) as space:
+            # Not ready: the page, the examples and the API say so, in a visitor's words.
+            for size in SIZES:
+                page = open_page(browser, space.url, size)
+                page.wait_for_function(
+                    "() => document.querySelector('#model-status').innerText.includes('tries again')"
+                )
+                banner = page.locator("#model-status").inner_text()
+                assert "This demo is not ready yet. It tries again by itself" in banner
+                assert page.locator("#generate").is_disabled()
+                example(page).click()
+                wait_for_preview(page)  # the photo is taken and framed ...
+                status_says(page, "This demo is not ready yet")  # ... and the status line says why no video
+                page.wait_for_timeout(300)
+                no_error_badges_or_toasts(page)
+                text = page.locator("body").inner_text()
+                assert "python -m fashionflow" not in text and "tiny-random" not in text
+                screenshot(page, f"space-not-ready-{size}")
+                page.context.close()
+            with pytest.raises(AppError, match="not ready yet.*tries again by itself") as caught:
+                Client(space.url, analytics_enabled=False, verbose=False).predict(
+                    photo=handle_file(str(EXAMPLE)), api_name="/generate"
+                )
+            assert "python" not in str(caught.value)
+
+            # The Hub answers again: the app prepares the model by itself, with progress.
+            server.bytes_per_second = len(server.files[next(iter(server.files))]) / 6  # 6 s: progress to see
+            server.unreachable = False
             for size in SIZES:
                 page = open_page(browser, space.url, size)
                 banner = page.locator("#model-status")
                 if size == "desktop":  # the first visitor arrives while the weights are on their way
                     page.wait_for_function(
-                        "() => document.querySelector('#model-status').innerText.includes('checkpoint): ')"
+                        "() => document.querySelector('#model-status').innerText.includes('checkpoint): ')",
+                        timeout=TIMEOUT_MS * 2,
                     )
                     text = banner.inner_text()
                     assert "Preparing the model" in text and "Fetching the FashionFlow model" in text
@@ -389,15 +527,24 @@ def test_a_space_without_weights_sets_itself_up_and_makes_a_video(browser, tmp_p
                     screenshot(page, "space-preparing")
                 page.wait_for_function("() => !document.querySelector('#generate').disabled", timeout=TIMEOUT_MS * 2)
                 assert "Model ready." in banner.inner_text()
-                upload(page, EXAMPLE)
-                wait_for_preview(page)
-                page.click("#advanced")
-                set_slider(page, "steps", 2)
-                set_slider(page, "frames", 4)
+                ready_to_generate(page, steps=2, frames=4)
                 page.locator("#generate").scroll_into_view_if_needed()
                 page.click("#generate")
                 wait_for_video(page)
                 assert "untrained" not in page.locator("#run-summary").inner_text()
                 screenshot(page, f"space-generated-{size}")
+
+                # Examples: made for their first visitor, then shown at once (no new job) to the next.
+                jobs = job_folders(space)
+                example(page).click()
+                page.wait_for_function(
+                    "() => document.querySelector('#run-summary').innerText.includes('Seed used: 0 ·')",
+                    timeout=TIMEOUT_MS * 3,  # the first visitor's: 25 steps of 70 frames
+                )
+                wait_for_video(page)
+                no_error_badges_or_toasts(page)
+                assert len(job_folders(space) - jobs) == (1 if size == "desktop" else 0)
+                screenshot(page, f"space-example-{size}")
                 page.context.close()
         assert (tmp_path / "cache" / "fashionflow-official" / "model_index.json").is_file()
+        assert space.log.read_text().count("Preparing the model failed") >= 1

@@ -118,6 +118,25 @@ def test_cancel_stops_the_pipeline_at_the_next_step(tiny_model, tmp_path):
     assert not (tmp_path / "job").exists()
 
 
+def test_cancel_stops_a_step_between_its_blocks(tiny_model, tmp_path, monkeypatch):
+    """One step of a long video takes a minute on a CPU: a cancel is noticed before the U-Net's next
+    block, not when the step ends; the blocks' checks are gone after the run."""
+    monkeypatch.setattr(service.cancel, "CHECK_EVERY_SECONDS", 0.0)
+    token, unet, reached = service.CancelToken(), tiny_model.pipeline.unet, []
+    cancelling = unet.down_levels[0].register_forward_hook(lambda *args: token.cancel())
+    watching = unet.conv_out.register_forward_hook(lambda *args: reached.append("the step's last layer"))
+    try:
+        with pytest.raises(service.GenerationCancelled):
+            service.run_generation(
+                tiny_model.pipeline, service.read_photo(EXAMPLE), fast_settings(steps=10), tmp_path / "job", token
+            )
+    finally:
+        cancelling.remove()
+        watching.remove()
+    assert reached == [] and not (tmp_path / "job").exists()
+    assert not any(module._forward_pre_hooks for module in unet.modules())
+
+
 class _PipelineThatRunsOutOfMemory:
     _execution_device = torch.device("cuda:0")
 

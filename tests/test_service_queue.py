@@ -1,15 +1,14 @@
-"""fashionflow.service.queue, .estimate and .jobs' outcomes: places in line and waits in words, and
-how long a generation takes here, from measured speeds."""
+"""fashionflow.service.queue and .jobs' outcomes: places in line and waits in words, and how each
+session's last generation ended. (How long a generation takes: test_service_estimate.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from app_harness import tiny_model
 
 from fashionflow import service
-from fashionflow.progress import ProgressUpdate, StageTimings
+from fashionflow.progress import ProgressUpdate
 
 
 class FakeClock:
@@ -83,76 +82,6 @@ def test_turns_come_in_order_and_a_cancelled_waiter_leaves():
         assert second.running
 
     asyncio.run(scenario())
-
-
-def speeds_for_test() -> service.Speeds:
-    return service.Speeds(
-        setup_seconds=2,
-        step_seconds_fixed=0.5,
-        step_seconds_per_frame=0.1,
-        decode_seconds_per_frame=0.2,
-        export_seconds_per_frame=0.05,
-    )
-
-
-def test_an_estimate_adds_up_the_stages():
-    settings = service.GenerationSettings(seed=0, steps=25, num_frames=70, loop=True)
-    # 2 + 25 * (0.5 + 7) + 70 * 0.2 + 138 * 0.05
-    assert speeds_for_test().seconds_for(settings) == pytest.approx(2 + 187.5 + 14 + 6.9)
-
-
-def test_a_longer_video_adds_its_clips_steps_and_frames():
-    settings = service.GenerationSettings(seed=0, steps=25, num_frames=70, num_clips=3)
-    # 2 + 3 clips * 25 * (0.5 + 7) + 208 frames * (0.2 + 0.05)
-    assert settings.video_frames == settings.output_frames == 208
-    assert speeds_for_test().seconds_for(settings) == pytest.approx(2 + 562.5 + 41.6 + 10.4)
-
-
-def test_speeds_are_learnt_from_finished_runs():
-    book = service.SpeedBook()
-    settings = service.GenerationSettings(seed=0, steps=10, num_frames=20)
-    assert book.estimate(settings) is None  # nothing measured, no prior: no number pretending to be one
-    book.calibrated(speeds_for_test())
-    before = book.estimate(settings)
-    assert before.measured and before.seconds == pytest.approx(2 + 10 * 2.5 + 4 + 1)
-    # A run twice as slow per step: the estimate moves halfway towards it.
-    book.learn(settings, StageTimings(setup_seconds=2, step_seconds=5.0, decode_seconds_per_frame=0.2,
-                                      export_seconds=1.0))  # fmt: skip
-    assert book.estimate(settings).seconds == pytest.approx(2 + 10 * 3.75 + 4 + 1)
-    book.learn(settings, StageTimings(setup_seconds=2, step_seconds=None, decode_seconds_per_frame=None,
-                                      export_seconds=None))  # an unfinished run: nothing learnt  # fmt: skip
-    assert book.estimate(settings).seconds == pytest.approx(2 + 10 * 3.75 + 4 + 1)
-
-
-def test_a_prior_is_labelled_rough_until_something_is_measured():
-    book = service.SpeedBook(prior=speeds_for_test())
-    estimate = book.estimate(service.GenerationSettings(seed=0, steps=25, num_frames=70))
-    assert not estimate.measured and estimate.describe().startswith("Roughly ")
-    assert "not measured on this server yet" in estimate.describe()
-
-
-def test_very_long_settings_are_flagged():
-    book = service.SpeedBook()
-    book.calibrated(speeds_for_test())
-    assert not book.estimate(service.GenerationSettings(seed=0)).long
-    assert book.estimate(service.GenerationSettings(seed=0, sampler="ddpm", steps=1000)).long
-
-
-def test_calibration_measures_this_server_and_the_estimate_is_the_right_size():
-    model = tiny_model()
-    book = service.SpeedBook()
-    speeds = service.calibrate(model.pipeline, book)
-    assert book.measured == speeds and speeds.step_seconds(70) > 0 and speeds.decode_seconds_per_frame > 0
-    settings = service.GenerationSettings(seed=0, steps=4, num_frames=8, decode_chunk_size=8)
-    estimate = book.estimate(settings).seconds
-    import tempfile
-
-    from PIL import Image
-
-    with tempfile.TemporaryDirectory() as folder:
-        actual = service.run_generation(model.pipeline, Image.new("RGB", (200, 300)), settings, folder).seconds
-    # A busy 2-core machine: only the order of magnitude is asserted.
-    assert actual / 10 < estimate < actual * 10
 
 
 def test_a_sessions_last_outcome_is_kept_for_its_page():

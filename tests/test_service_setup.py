@@ -68,7 +68,7 @@ def test_missing_weights_are_fetched_converted_and_loaded_with_progress(sources,
     assert (tmp_path / "data" / "fashionflow-official" / "model_index.json").is_file()
 
 
-def test_a_failure_says_not_ready_keeps_the_details_for_the_operator_and_the_next_start_retries(sources, tmp_path):
+def test_without_retries_a_failure_keeps_the_details_for_the_operator_and_the_next_start_tries_again(sources, tmp_path):
     target = tmp_path / "weights" / "fashionflow-official"
     with stand_in_server() as server:
         serve_sources(server, sources)
@@ -79,10 +79,14 @@ def test_a_failure_says_not_ready_keeps_the_details_for_the_operator_and_the_nex
             cache_dir=tmp_path / "cache",
             checkpoint_url=server.url + "/expired-link.pth",
             hub_endpoint=server.url,
+            first_retry_seconds=None,
         )
         failed = follow(setup)[-1]
-        assert (failed.kind, failed.headline) == ("failed", "This demo is not ready. Please try again later.")
-        assert not failed.can_generate
+        assert (failed.kind, failed.headline) == (
+            "failed",
+            "This demo is not ready: it cannot make videos at the moment.",
+        )
+        assert not failed.can_generate and not failed.changing
         assert "HTTP 404" in failed.details and "tried again on the next start" in failed.details
         assert not target.exists()  # nothing half-written
 
@@ -98,6 +102,62 @@ def test_a_failure_says_not_ready_keeps_the_details_for_the_operator_and_the_nex
         )
         assert follow(again)[-1].kind == "ready"
         assert sum(1 for method, path, _ in server.requests if method == "GET" and "/resolve/" in path) == hub_gets
+
+
+def test_a_hub_out_of_reach_is_tried_again_by_itself_and_visitors_are_told_so_in_their_words(sources, tmp_path):
+    with stand_in_server() as server:
+        checkpoint_url = serve_sources(server, sources)
+        server.unreachable = True
+        setup = service.ModelSetup(not_loaded(), on_spaces=True)
+        setup.prepare_in_background(
+            tmp_path / "weights" / "fashionflow-official",
+            service.load_model,
+            cache_dir=tmp_path / "cache",
+            checkpoint_url=checkpoint_url,
+            hub_endpoint=server.url,
+            first_retry_seconds=0.2,
+        )
+        try:
+            failed = follow(setup)[-1]
+            assert failed.kind == "failed" and failed.changing and not failed.can_generate
+            assert failed.headline.startswith("This demo is not ready yet. It tries again by itself (next try in ")
+            assert "python" not in failed.headline and "1st try" in failed.details
+            with pytest.raises(service.DemoNotReadyError, match="tries again by itself") as caught:
+                setup.require()  # what the API and the examples say: a visitor's sentence, no commands
+            assert caught.value.title == "Not ready yet" and "python" not in str(caught.value)
+            while "3rd try" not in setup.status().details:  # tried again, and again, by itself
+                time.sleep(0.05)
+            server.unreachable = False  # the Hub is back: the next try succeeds, without a restart
+            while not setup.status().can_generate:
+                time.sleep(0.05)
+        finally:
+            setup.stop()
+    assert setup.status().kind == "ready" and setup.require() is setup.state
+
+
+def test_the_pause_between_tries_doubles_up_to_an_hour():
+    from itertools import islice
+
+    from fashionflow.service.setup import retry_pauses
+
+    assert list(islice(retry_pauses(30), 9)) == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+
+
+def test_while_the_model_is_on_its_way_visitors_are_asked_to_come_back(sources, tmp_path):
+    with stand_in_server() as server:
+        checkpoint_url = serve_sources(server, sources)
+        server.bytes_per_second = len(server.files[next(iter(server.files))]) / 2
+        setup = service.ModelSetup(not_loaded(), on_spaces=True)
+        setup.prepare_in_background(
+            tmp_path / "fashionflow-official",
+            service.load_model,
+            cache_dir=tmp_path / "cache",
+            checkpoint_url=checkpoint_url,
+            hub_endpoint=server.url,
+        )
+        with pytest.raises(service.DemoNotReadyError, match="still getting ready.*try again in a few minutes"):
+            setup.require()
+        assert follow(setup)[-1].kind == "ready"
 
 
 def test_weights_from_an_earlier_start_are_loaded_without_fetching(sources, tmp_path):
@@ -119,9 +179,14 @@ def test_missing_weights_without_downloading():
     local = service.ModelSetup(not_loaded()).status()
     assert local.kind == "missing" and local.headline == "No model loaded: the app cannot make videos yet."
     assert "No FashionFlow weights" in local.details and "restart the app" in local.details
-    space = service.ModelSetup(not_loaded(), on_spaces=True).status()
-    assert space.headline == "This demo is not ready. Please try again later."  # no commands for visitors
-    assert "FASHIONFLOW_AUTO_DOWNLOAD" in space.details
+    with pytest.raises(service.ModelUnavailableError, match="No FashionFlow weights"):  # the operator's own app
+        service.ModelSetup(not_loaded()).require()
+    space = service.ModelSetup(not_loaded(), on_spaces=True)
+    # A Space that does not fetch its weights: visitors get no commands, and no promise of "later".
+    assert space.status().headline == "This demo is not ready: it cannot make videos at the moment."
+    assert "FASHIONFLOW_AUTO_DOWNLOAD" in space.status().details
+    with pytest.raises(service.DemoNotReadyError, match="cannot make videos at the moment"):
+        space.require()
 
 
 def test_the_untrained_model_is_a_warning(tmp_path):

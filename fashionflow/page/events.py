@@ -8,6 +8,8 @@ handlers that estimate the time take the `ESTIMATE` part of it.
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -21,6 +23,8 @@ from .. import service
 from ..progress import ProgressUpdate, format_seconds
 from ..schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps
 from .html import estimate_html, job_html, message_html, note_html, status_html
+
+logger = logging.getLogger(__name__)
 
 _DEFAULTS = service.GenerationSettings(seed=0)
 
@@ -48,20 +52,26 @@ class Form:
         return service.validate_settings(**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "photo"})
 
     def settings_to_estimate(self) -> service.GenerationSettings | None:
-        """The settings as far as they decide the time (a setting the browser has not sent yet, because
-        Advanced was never opened, counts as its default); None when they are not valid."""
+        """The settings as far as they decide the time, as the page will send them: a number typed out
+        of a slider's range as the slider clamps it, a setting the browser has not sent yet (Advanced
+        never opened) as its default. None when they are still not valid."""
+        limits = service.LIMITS
+
+        def slider(value: Any, default: Any, low: int, high: int) -> Any:
+            return default if value is None else service.slider_value(value, low, high)
+
+        frames = _DEFAULTS.num_frames if self.num_frames is None else service.nearest_even_frames(self.num_frames)
         try:
             return replace(
                 self,
                 sampler=self.sampler or _DEFAULTS.sampler,
-                num_frames=_DEFAULTS.num_frames if self.num_frames is None else self.num_frames,
-                fps=_DEFAULTS.fps if self.fps is None else self.fps,
+                steps=slider(self.steps, None, 1, limits.max_steps),
+                num_frames=frames,
+                fps=slider(self.fps, _DEFAULTS.fps, limits.min_fps, limits.max_fps),
                 loop=bool(self.loop),
-                decode_chunk_size=_DEFAULTS.decode_chunk_size
-                if self.decode_chunk_size is None
-                else self.decode_chunk_size,
+                decode_chunk_size=slider(self.decode_chunk_size, _DEFAULTS.decode_chunk_size, 1, limits.max_frames),
                 randomize_seed=True,
-                quick_preview=False,
+                quick_preview=bool(self.quick_preview),
                 clips=1 if self.clips is None else self.clips,
             ).settings()
         except service.SettingsError:
@@ -69,7 +79,8 @@ class Form:
 
 
 FORM = tuple(f.name for f in fields(Form))
-ESTIMATE = ("sampler", "steps", "num_frames", "fps", "loop", "decode_chunk_size", "clips")  # what the time depends on
+# what the time depends on
+ESTIMATE = ("sampler", "steps", "num_frames", "fps", "loop", "decode_chunk_size", "quick_preview", "clips")
 
 
 def estimate_form(*values: Any) -> Form:
@@ -179,14 +190,16 @@ class PageEvents:
         return busy, gr.Timer(active=True), job_html("Starting…", 0.0), "", ""
 
     def show_problem(self, *form: Any) -> tuple:
-        """What stopped Generate, beside the photo or the settings. Returns (photo message, settings message)."""
+        """What stopped Generate, beside the photo or the settings; the status line, which told how the
+        previous run ended, is emptied (it shows the latest outcome only, and this one is the problem).
+        Returns (photo message, settings message, status line)."""
         try:
             self._checked(Form(*form))
         except service.PhotoError as error:
-            return message_html(str(error)), ""
+            return message_html(str(error)), "", ""
         except service.ServiceError as error:
-            return gr.skip(), message_html(str(error))
-        return gr.skip(), gr.skip()
+            return gr.skip(), message_html(str(error)), ""
+        return gr.skip(), gr.skip(), gr.skip()
 
     def _checked(self, form: Form) -> tuple[service.GenerationSettings, PIL.Image.Image]:
         """The request as `generate` will take it, or the `ServiceError` it will give."""
@@ -197,9 +210,9 @@ class PageEvents:
             raise service.as_service_error(error, "reading the photo") from None
 
     def _settings(self, form: Form) -> service.GenerationSettings:
-        self.model.require()
+        model = self.setup.require()
         settings = form.settings()
-        self.model.require_decoder(settings.decoder)
+        model.require_decoder(settings.decoder)
         return settings
 
     async def generate(
@@ -247,7 +260,9 @@ class PageEvents:
             image = await asyncio.to_thread(service.read_photo, form.photo)
             job_dir = self.store.new_job()
         except Exception as error:
-            raise gr_error(service.as_service_error(error, "reading the photo")) from None
+            problem = service.as_service_error(error, "reading the photo")
+            self.jobs.record_outcome(session, service.Outcome(_outcome_kind(problem), str(problem)))
+            raise gr_error(problem) from None
 
         token = self.jobs.start(session, flag_file=job_dir / "cancelled")
         estimate = self.speeds.estimate(settings)
@@ -287,11 +302,24 @@ class PageEvents:
             self.queue.leave(ticket)
         self.jobs.finish(session, token)
         self.store.finished(job_dir)
+        if outcome.kind != "done":  # no video: nothing to keep (a job that ran has removed it already)
+            shutil.rmtree(job_dir, ignore_errors=True)
         self.jobs.record_outcome(session, outcome)
 
     async def generate_example(self, photo: Any, request: gr.Request) -> tuple:
-        """Cached example results: the default settings and seed 0, so that anyone can reproduce them."""
-        return await self.run(Form(photo, randomize_seed=False), request, gr.Progress())
+        """Cached example results: the default settings and seed 0, so that anyone can reproduce them.
+        Problems (such as a model not ready yet) go to the status line, as Generate's do (`after_run`)."""
+        try:
+            return await self.run(Form(photo, randomize_seed=False), request, gr.Progress())
+        except gr.Error as error:
+            error.visible = False
+            raise
+
+    def example_clicked(self, request: gr.Request) -> tuple:
+        """An example chosen: the status line follows its video while it is made (shown at once when
+        an earlier visitor's is cached). Returns (status timer, status line)."""
+        self.jobs.forget_outcome(getattr(request, "session_hash", None))
+        return gr.Timer(active=True), ""
 
     def job_status(self, request: gr.Request) -> str:
         """This session's generation as the status line beside Generate shows it (polled while it runs)."""
@@ -310,6 +338,8 @@ class PageEvents:
         outcome = self.jobs.last_outcome(getattr(request, "session_hash", None))
         if outcome is None or outcome.kind in ("done", "cancelled"):
             text = job_html(outcome.message if outcome else "", None, final=True)
+        elif outcome.kind == "not ready":  # nobody's fault, and it passes: a note, not an error
+            text = note_html(outcome.message)
         else:
             text = message_html(outcome.message)
         idle = gr.Button(value="Generate", interactive=self.model.ready)
@@ -320,6 +350,14 @@ class PageEvents:
         if self.jobs.cancel_session(getattr(request, "session_hash", None)):
             return "Generation cancelled."
         return "Nothing to cancel: no video is being made."
+
+    def visitor_left(self, request: gr.Request) -> None:
+        """Gradio's unload event: a visitor's page or API client is gone (tab closed, page reloaded,
+        connection lost, a client stopped). Their waiting job leaves the line and their running one
+        stops, within a second, so that nobody waits behind a video nobody will see."""
+        session = getattr(request, "session_hash", None)
+        if self.jobs.cancel_session(session):
+            logger.info("A visitor left: their video was cancelled (session %s).", session)
 
     def cancel_clicked(self, request: gr.Request) -> tuple:
         """Cancel on the page: the status line says what happened; Generate is free again."""
@@ -350,7 +388,7 @@ class PageEvents:
         """Whether the banner and the estimate need polling: the model is on its way, or the speed
         measurement that gives the estimate its first numbers has not finished yet."""
         unmeasured = self.speeds.measured is None and self.speeds.prior is None
-        return status.kind == "preparing" or (status.can_generate and unmeasured)
+        return status.changing or (status.can_generate and unmeasured)
 
     # the device side -------------------------------------------------------------------------------------------
 
@@ -387,6 +425,10 @@ class PageEvents:
             return None
         except Exception as error:  # disk full, out of memory, anything: a titled sentence, details in the log
             raise gr_error(service.as_service_error(error, "making the video")) from None
+
+
+def _outcome_kind(error: service.ServiceError) -> str:
+    return "not ready" if isinstance(error, service.DemoNotReadyError) else "error"
 
 
 def gr_error(error: service.ServiceError, visible: bool = True) -> gr.Error:

@@ -7,14 +7,14 @@ One module per concern:
     settings   Limits, GenerationSettings, validate_settings (what a request may ask for)
     photo      read_photo, preview_photo (the upload, and the frame the model sees)
     model      ModelState, load_model, resolve_model_name (the pipeline the app serves)
-    cancel     CancelToken (stops one generation, also across ZeroGPU's process boundary)
+    cancel     CancelToken, stops_inside (stops one generation, also inside a step and across ZeroGPU's processes)
     jobs       JobRegistry, Outcome (each browser session's running generations and how the last ended)
     queue      DeviceQueue (one generation at a time, in order; real places in line and waits)
-    estimate   SpeedBook, calibrate, measure_speeds (how long a generation takes here, from measured speeds)
+    estimate   SpeedBook, calibrate, measure_speeds (how long a generation takes here, fitted to its recent runs)
     outputs    OutputStore (job folders, swept after a while)
     zerogpu    gpu_seconds_estimate (the GPU time a ZeroGPU call reserves)
     generate   run_generation, GenerationResult, out_of_memory_message (one generation, start to files)
-    setup      ModelSetup, prepare_model (the model, or how far fetching it has got: a Space that sets itself up)
+    setup      ModelSetup, prepare_model (the model, or how far fetching it has got; tried again after a failure)
     launch     LaunchSettings, env_defaults, build_arg_parser (command line and environment variables)
     boundary   as_service_error (any exception as a titled sentence; unexpected ones logged with a reference)
 
@@ -30,8 +30,9 @@ into `gr.Error`. The names below are the package's interface:
 from ..base.environment import truth as parse_bool
 from ..base.memory import is_out_of_memory, release_memory
 from .boundary import as_service_error
-from .cancel import CancelToken
+from .cancel import CancelToken, stops_inside
 from .errors import (
+    DemoNotReadyError,
     DiskFullError,
     GenerationCancelled,
     InternalError,
@@ -59,6 +60,7 @@ from .settings import (
     length_choices,
     nearest_even_frames,
     random_seed,
+    slider_value,
     validate_settings,
 )
 from .setup import (
@@ -95,6 +97,7 @@ __all__ = [
     "ZEROGPU_SECONDS_PER_FRAME_STEP",
     "CancelToken",
     "Choice",
+    "DemoNotReadyError",
     "DeviceQueue",
     "Estimate",
     "DiskFullError",
@@ -149,6 +152,8 @@ __all__ = [
     "release_memory",
     "resolve_model_name",
     "run_generation",
+    "slider_value",
+    "stops_inside",
     "validate_settings",
     "weights_home",
 ]

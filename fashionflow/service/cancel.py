@@ -1,10 +1,15 @@
-"""Stopping one generation, also across the process boundary ZeroGPU puts between page and GPU."""
+"""Stopping one generation, also across the process boundary ZeroGPU puts between page and GPU, and
+within a denoising step, which takes a minute for a long video on a CPU."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import GenerationCancelled
 
@@ -50,3 +55,35 @@ class CancelToken:
         self._event = threading.Event()
         if state["cancelled"]:
             self._event.set()
+
+
+# How often the blocks of a running model look at the token: often enough to stop within a second,
+# rarely enough that the marker file of a ZeroGPU job is not looked for hundreds of times a step.
+CHECK_EVERY_SECONDS = 0.2
+
+
+@contextlib.contextmanager
+def stops_inside(models: Iterable[Any], token: CancelToken) -> Iterator[None]:
+    """While inside, every block of `models` (torch modules made of other modules: the U-Net's levels,
+    resnets and attention, the decoder's) checks `token` before it runs, so that a cancelled job stops
+    within a block rather than at the end of its step. Not for compiled models (the hooks would
+    break their graphs): their steps are short anyway."""
+    last_check = [time.monotonic()]
+
+    def check(module: Any, args: Any) -> None:
+        now = time.monotonic()
+        if now - last_check[0] >= CHECK_EVERY_SECONDS:
+            last_check[0] = now
+            token.raise_if_cancelled()
+
+    handles = [
+        module.register_forward_pre_hook(check)
+        for model in models
+        for module in model.modules()
+        if next(module.children(), None) is not None
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -21,6 +21,12 @@ class ModelUnavailableError(ServiceError):
     title = "No model loaded"
 
 
+class DemoNotReadyError(ModelUnavailableError):
+    """No model yet, said to a visitor: what they can do (come back), not what an operator would."""
+
+    title = "Not ready yet"
+
+
 class OutOfMemoryError(ServiceError):
     title = "Out of memory"
 

@@ -1,21 +1,36 @@
-"""How long a generation will take on this server, from speeds it has measured.
+"""How long a generation will take on this server, fitted stage by stage to the runs it has made.
 
-A short calibration run when the model is loaded gives the first numbers; every finished
-generation then refines them. The cost model is the pipeline's own: set-up (encoding the photo),
-denoising (clips x steps x frames of a clip), decoding (frames of the video) and writing the files
-(frames of the video, a loop's way back included).
+Every finished generation measures its stages (`progress.StageTimings`, which add up to its whole
+time). Each stage costs a number of units, and a unit costs a constant part plus a part that grows:
+
+    set-up      1 x a constant                                  reading and encoding the photo
+    denoising   clips x steps x (a + b x frames of a clip)      the U-Net on one clip, once a step
+    decoding    frames x (c + d / frames at once), per decoder   each frame of the video, plus each call's overhead
+    files       1 x (e + f x frames written)                    starting the encoders, then each frame
+
+The coefficients are fitted to the server's recent runs (the start-up calibration's included) by
+least squares on relative errors. Newer runs count more, because the server's load changes; a run
+that disagrees with the others (a moment of contention) is weighted down with Tukey's biweight, so
+that one noisy run barely moves an estimate. Coefficients are never negative, and when the runs
+cannot tell the two parts of a stage apart (all of one length) one part stands for both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import tempfile
 import threading
-from dataclasses import dataclass
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import PIL.Image
+import PIL.ImageChops
 
 from ..progress import StageTimings, format_seconds
 from .settings import GenerationSettings
@@ -24,58 +39,70 @@ logger = logging.getLogger(__name__)
 
 # Settings whose estimate exceeds this get a warning next to Generate.
 LONG_RUN_SECONDS = 10 * 60
-# How much a new measurement moves the learned speeds: the newest run counts most (the server's
-# load changes), earlier ones smooth out the noise of a single run.
-LEARNING_RATE = 0.5
+# The runs the fit looks at, and how fast older ones lose weight: a run this many runs old counts half.
+RECENT_RUNS = 30
+HALF_LIFE_RUNS = 5
+# Tukey's biweight: residuals beyond this many robust scales get no weight. The scale is never taken
+# below MIN_SCALE (relative error), so that runs which agree closely do not make ordinary noise an outlier.
+BIWEIGHT_C = 4.685
+MIN_SCALE = 0.1
+ITERATIONS = 10
+# Frames written by the calibration's measurement of the files, beside its 2-frame video: two lengths
+# tell starting the encoders from writing each frame.
+CALIBRATION_EXPORT_FRAMES = 16
+
+Features = tuple[float, float]  # a unit's constant part (1) and the part that grows with the settings
+
+
+@dataclass(frozen=True)
+class StageWork:
+    """One stage of a generation: how many units it costs, and the features of one unit."""
+
+    units: float
+    features: Features
+    fold: int  # the feature that stands for both when the runs cannot tell them apart
+
+
+def stage_work(settings: GenerationSettings) -> dict[str, StageWork]:
+    """The stages of a generation with `settings`, by name (decoding is named by its decoder)."""
+    at_once = min(settings.decode_chunk_size, settings.num_frames)  # a call decodes frames of one clip
+    return {
+        "setup": StageWork(1, (1.0, 0.0), fold=0),
+        "denoise": StageWork(settings.num_clips * settings.steps, (1.0, settings.num_frames), fold=1),
+        f"decode-{settings.decoder}": StageWork(settings.video_frames, (1.0, 1.0 / at_once), fold=0),
+        "export": StageWork(1, (1.0, settings.output_frames), fold=1),
+    }
+
+
+def measured_units(settings: GenerationSettings, timings: StageTimings) -> dict[str, float]:
+    """What one unit of each stage cost in a finished run (the stages it measured)."""
+    seconds = {
+        "setup": timings.setup_seconds,
+        "denoise": timings.step_seconds,
+        f"decode-{settings.decoder}": timings.decode_seconds_per_frame,
+        "export": timings.export_seconds,
+    }
+    return {stage: value for stage, value in seconds.items() if value is not None and math.isfinite(value)}
 
 
 @dataclass(frozen=True)
 class Speeds:
-    """Seconds per unit of work on one server. A denoising step costs a fixed part (the network's
-    work that does not grow with the video) plus a part per frame."""
+    """A unit's cost per stage on one server: (constant seconds, seconds per growing unit)."""
 
-    setup_seconds: float  # preparing and encoding the photo
-    step_seconds_fixed: float
-    step_seconds_per_frame: float
-    decode_seconds_per_frame: float
-    export_seconds_per_frame: float  # both files, per frame of the written video
+    stages: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
-    def step_seconds(self, num_frames: int) -> float:
-        return self.step_seconds_fixed + self.step_seconds_per_frame * num_frames
-
-    def seconds_for(self, settings: GenerationSettings) -> float:
-        return (
-            self.setup_seconds
-            + settings.num_clips * settings.steps * self.step_seconds(settings.num_frames)
-            + settings.video_frames * self.decode_seconds_per_frame
-            + settings.output_frames * self.export_seconds_per_frame
-        )
-
-    def updated(self, settings: GenerationSettings, timings: StageTimings) -> Speeds | None:
-        """These speeds corrected by one finished run: its step time rescales the step cost (one run
-        cannot tell the fixed part from the per-frame part); the other stages are taken as measured."""
-        if timings.step_seconds is None or timings.decode_seconds_per_frame is None or timings.export_seconds is None:
-            return None  # an unfinished run: nothing reliable to learn
-        ratio = timings.step_seconds / max(self.step_seconds(settings.num_frames), 1e-9)
-        return Speeds(
-            setup_seconds=timings.setup_seconds,
-            step_seconds_fixed=self.step_seconds_fixed * ratio,
-            step_seconds_per_frame=self.step_seconds_per_frame * ratio,
-            decode_seconds_per_frame=timings.decode_seconds_per_frame,
-            export_seconds_per_frame=timings.export_seconds / settings.output_frames,
-        )
-
-    def blend(self, newer: Speeds, weight: float) -> Speeds:
-        def mix(old: float, new: float) -> float:
-            return (1 - weight) * old + weight * new
-
-        return Speeds(
-            mix(self.setup_seconds, newer.setup_seconds),
-            mix(self.step_seconds_fixed, newer.step_seconds_fixed),
-            mix(self.step_seconds_per_frame, newer.step_seconds_per_frame),
-            mix(self.decode_seconds_per_frame, newer.decode_seconds_per_frame),
-            mix(self.export_seconds_per_frame, newer.export_seconds_per_frame),
-        )
+    def seconds_for(self, settings: GenerationSettings) -> float | None:
+        """The whole generation's seconds; None when a stage it needs has not been measured. The tiny
+        decoder, until measured, counts as the full one (an estimate too long rather than too short)."""
+        total = 0.0
+        for stage, work in stage_work(settings).items():
+            coefficients = self.stages.get(stage)
+            if coefficients is None and stage == "decode-tiny":
+                coefficients = self.stages.get("decode-full")
+            if coefficients is None:
+                return None
+            total += work.units * (coefficients[0] * work.features[0] + coefficients[1] * work.features[1])
+        return total
 
 
 @dataclass(frozen=True)
@@ -95,70 +122,161 @@ class Estimate:
         return f"Roughly {time.removeprefix('about ')} with these settings (not measured on this server yet)."
 
 
-class SpeedBook:
-    """The speeds this server has measured (thread-safe); `prior` stands in until the first measurement."""
+@dataclass(frozen=True)
+class Observation:
+    """One stage's unit cost in one run."""
 
-    def __init__(self, prior: Speeds | None = None):
+    stage: str
+    features: Features
+    fold: int
+    seconds: float
+
+
+class SpeedBook:
+    """The server's recent runs and the speeds fitted to them (thread-safe); `prior` stands in
+    until the runs have measured every stage."""
+
+    def __init__(self, prior: Speeds | None = None, recent_runs: int = RECENT_RUNS):
         self.prior = prior
-        self._measured: Speeds | None = None
+        self._runs: deque[list[Observation]] = deque(maxlen=recent_runs)
+        self._fitted: Speeds | None = None
         self._lock = threading.Lock()
 
     @property
     def measured(self) -> Speeds | None:
+        """The fitted speeds, once every stage of a usual generation has been measured."""
         with self._lock:
-            return self._measured
-
-    def calibrated(self, speeds: Speeds) -> None:
-        """Start from a calibration's measurements (replacing any earlier ones)."""
-        with self._lock:
-            self._measured = speeds
+            fitted = self._fitted
+        if fitted is None or fitted.seconds_for(GenerationSettings(seed=0)) is None:
+            return None
+        return fitted
 
     def learn(self, settings: GenerationSettings, timings: StageTimings | None) -> None:
-        """Refine the speeds with a finished run's timings."""
+        """Add a finished run's timings (stages it did not finish teach nothing) and fit again."""
         if timings is None:
             return
+        work = stage_work(settings)
+        run = [
+            Observation(stage, work[stage].features, work[stage].fold, seconds)
+            for stage, seconds in measured_units(settings, timings).items()
+        ]
+        if not run:
+            return
         with self._lock:
-            base = self._measured or self.prior or _all_per_frame(settings, timings)
-            newer = base.updated(settings, timings) if base is not None else None
-            if newer is None:
-                return
-            self._measured = newer if self._measured is None else self._measured.blend(newer, LEARNING_RATE)
+            self._runs.append(run)
+            self._fitted = fit_speeds(self._runs)
 
     def estimate(self, settings: GenerationSettings) -> Estimate | None:
         measured = self.measured
         if measured is not None:
-            return Estimate(measured.seconds_for(settings), measured=True)
+            seconds = measured.seconds_for(settings)
+            if seconds is not None:
+                return Estimate(seconds, measured=True)
         if self.prior is not None:
-            return Estimate(self.prior.seconds_for(settings), measured=False)
+            seconds = self.prior.seconds_for(settings)
+            if seconds is not None:
+                return Estimate(seconds, measured=False)
         return None
 
 
-def _all_per_frame(settings: GenerationSettings, timings: StageTimings) -> Speeds | None:
-    """With nothing to go by, a first run's step time is taken as all per-frame work."""
-    if timings.step_seconds is None:
-        return None
-    return Speeds(0.0, 0.0, timings.step_seconds / settings.num_frames, 0.0, 0.0)
+def fit_speeds(runs: Iterable[list[Observation]]) -> Speeds:
+    """Each stage's coefficients fitted to `runs` (oldest first): robust, relative, newer runs weigh more."""
+    runs = list(runs)
+    by_stage: dict[str, list[tuple[Observation, float]]] = {}
+    for age, run in enumerate(reversed(runs)):
+        recency = 0.5 ** (age / HALF_LIFE_RUNS)
+        for observation in run:
+            by_stage.setdefault(observation.stage, []).append((observation, recency))
+    return Speeds({stage: fit_stage(seen) for stage, seen in by_stage.items()})
+
+
+def fit_stage(seen: list[tuple[Observation, float]]) -> tuple[float, float]:
+    """Non-negative (constant, growing) coefficients for one stage's observations, each with its
+    weight: iteratively reweighted least squares on relative errors with Tukey's biweight."""
+    rows = [(o.features, max(o.seconds, 1e-6)) for o, _ in seen]
+    recency = [weight for _, weight in seen]
+    growing = {round(features[1], 9) for features, _ in rows}
+    fold = seen[0][0].fold
+    columns = (0, 1) if len(growing) > 1 else (fold,)
+    # Relative errors: each row divided by its own seconds, the target becomes 1.
+    scaled = [[features[c] / seconds for c in columns] for features, seconds in rows]
+    # Start from the newest runs that make up half the weight: when the server's speed has changed,
+    # the fit then settles on the new speed, and treats the older runs as the ones that disagree.
+    newest, total, weights = 0.0, sum(recency), [0.0] * len(rows)
+    for i in sorted(range(len(rows)), key=lambda i: -recency[i]):
+        weights[i] = recency[i]
+        newest += recency[i]
+        if newest >= total / 2 and _least_squares(scaled, weights):
+            break
+    coefficients = _nonnegative_least_squares(scaled, weights)
+    for _ in range(ITERATIONS):
+        residuals = [sum(x * c for x, c in zip(row, coefficients)) - 1.0 for row in scaled]
+        scale = max(1.4826 * _weighted_median([abs(r) for r in residuals], recency), MIN_SCALE)
+        weights = [w * _biweight(r / (BIWEIGHT_C * scale)) for r, w in zip(residuals, recency)]
+        if not any(weights):  # every run disagrees with every other: keep the plain fit
+            break
+        coefficients = _nonnegative_least_squares(scaled, weights)
+    result = [0.0, 0.0]
+    for column, value in zip(columns, coefficients):
+        result[column] = value
+    return result[0], result[1]
+
+
+def _biweight(u: float) -> float:
+    return (1 - u * u) ** 2 if abs(u) < 1 else 0.0
+
+
+def _weighted_median(values: list[float], weights: list[float]) -> float:
+    pairs = sorted(zip(values, weights))
+    half, running = sum(weights) / 2, 0.0
+    for value, weight in pairs:
+        running += weight
+        if running >= half:
+            return value
+    return pairs[-1][0] if pairs else 0.0
+
+
+def _nonnegative_least_squares(rows: list[list[float]], weights: list[float]) -> list[float]:
+    """min sum w (row . c - 1)^2 over c >= 0, for one or two columns (all candidate supports tried)."""
+    width = len(rows[0])
+    best, best_loss = [0.0] * width, math.inf
+    supports = [(0,), (1,), (0, 1)] if width == 2 else [(0,)]
+    for support in supports:
+        solution = _least_squares([[row[c] for c in support] for row in rows], weights)
+        if solution is None or any(value < 0 for value in solution):
+            continue
+        full = [0.0] * width
+        for column, value in zip(support, solution):
+            full[column] = value
+        loss = sum(w * (sum(x * c for x, c in zip(row, full)) - 1.0) ** 2 for row, w in zip(rows, weights))
+        if loss < best_loss - 1e-12:
+            best, best_loss = full, loss
+    return best
+
+
+def _least_squares(rows: list[list[float]], weights: list[float]) -> list[float] | None:
+    """Weighted least squares towards 1 through the normal equations (one or two unknowns)."""
+    if len(rows[0]) == 1:
+        a = sum(w * row[0] ** 2 for row, w in zip(rows, weights))
+        b = sum(w * row[0] for row, w in zip(rows, weights))
+        return [b / a] if a > 0 else None
+    a11 = sum(w * r[0] * r[0] for r, w in zip(rows, weights))
+    a12 = sum(w * r[0] * r[1] for r, w in zip(rows, weights))
+    a22 = sum(w * r[1] * r[1] for r, w in zip(rows, weights))
+    b1 = sum(w * r[0] for r, w in zip(rows, weights))
+    b2 = sum(w * r[1] for r, w in zip(rows, weights))
+    determinant = a11 * a22 - a12 * a12
+    if determinant <= 1e-12 * max(a11 * a22, 1e-300):
+        return None  # the two parts cannot be told apart by these rows
+    return [(b1 * a22 - b2 * a12) / determinant, (a11 * b2 - a12 * b1) / determinant]
 
 
 def measure_speeds(setup: Any, speeds: SpeedBook, lock: threading.Lock | None = None, zero_gpu: bool = False) -> None:
     """Give the time estimates their first numbers: a short calibration run (in the background) once
     `setup` (a ModelSetup) has its model; on ZeroGPU, where there is no GPU outside a call to measure
     with, a rough prior (`zerogpu.py`) until the first video."""
-    from .zerogpu import (
-        ZEROGPU_DECODE_SECONDS_PER_FRAME,
-        ZEROGPU_EXPORT_SECONDS_PER_FRAME,
-        ZEROGPU_OVERHEAD_SECONDS,
-        ZEROGPU_SECONDS_PER_FRAME_STEP,
-    )
-
     if zero_gpu:
-        speeds.prior = Speeds(
-            ZEROGPU_OVERHEAD_SECONDS,
-            0.0,
-            ZEROGPU_SECONDS_PER_FRAME_STEP,
-            ZEROGPU_DECODE_SECONDS_PER_FRAME,
-            ZEROGPU_EXPORT_SECONDS_PER_FRAME,
-        )
+        speeds.prior = zero_gpu_prior()
         return
 
     def measure(model) -> None:
@@ -174,14 +292,29 @@ def measure_speeds(setup: Any, speeds: SpeedBook, lock: threading.Lock | None = 
     )
 
 
-def calibrate(pipeline: Any, speeds: SpeedBook, lock: threading.Lock | None = None) -> Speeds:
-    """Measure this server, so that the first visitor already gets an estimate: two denoising
-    steps at the usual video length (not decoded: decoding 70 frames is the slow part on a CPU),
-    and a 2-frame video made in full for the decoder, the files, and the step cost of a short
-    video, after an unmeasured warm-up. Runs under the device `lock` like any generation, on a
-    plain grey photo."""
+def zero_gpu_prior() -> Speeds:
+    """ZeroGPU's rough figures (`zerogpu.py`) as speeds, labelled "not measured" until the first video."""
+    from . import zerogpu
+
+    return Speeds(
+        {
+            "setup": (zerogpu.ZEROGPU_OVERHEAD_SECONDS, 0.0),
+            "denoise": (0.0, zerogpu.ZEROGPU_SECONDS_PER_FRAME_STEP),
+            "decode-full": (zerogpu.ZEROGPU_DECODE_SECONDS_PER_FRAME, 0.0),
+            "export": (0.0, zerogpu.ZEROGPU_EXPORT_SECONDS_PER_FRAME),
+        }
+    )
+
+
+def calibrate(pipeline: Any, speeds: SpeedBook, lock: threading.Lock | None = None) -> Speeds | None:
+    """Measure this server, so that the first visitor already gets an estimate, after an unmeasured
+    warm-up: two denoising steps at the usual video length (not decoded: decoding 70 frames is the
+    slow part on a CPU); a 2-frame video made in full (set-up, the step cost of a short video, the
+    decoders, the files); and the files of a longer video. Runs under the device `lock` like any
+    generation, on a plain grey photo."""
     from ..pipeline import DEFAULT_NUM_FRAMES
     from ..progress import GenerationProgress
+    from ..video import export_video
     from .generate import run_generation
 
     height, width = pipeline.frame_size
@@ -193,19 +326,23 @@ def calibrate(pipeline: Any, speeds: SpeedBook, lock: threading.Lock | None = No
         pipeline(photo, num_frames=short_frames, num_inference_steps=1, output_type="latent")
         tracker.start()
         pipeline(photo, num_frames=long_frames, num_inference_steps=2, output_type="latent", progress=tracker.update)
-    long = tracker.timings()
-    short_settings = GenerationSettings(seed=0, steps=2, num_frames=short_frames, decode_chunk_size=short_frames)
+    speeds.learn(GenerationSettings(seed=0, steps=2, num_frames=long_frames), tracker.timings())
+    at_once = pipeline.decode_chunk_size_for("full", short_frames)
+    decoders = getattr(pipeline, "decoders", ("full",))
     with tempfile.TemporaryDirectory(prefix="fashionflow-calibration-") as folder:
-        short = run_generation(pipeline, photo, short_settings, folder, lock=lock).timings
-    # The step time at two lengths gives its fixed and per-frame parts.
-    per_frame = max(0.0, (long.step_seconds - short.step_seconds) / (long_frames - short_frames))
-    measured = Speeds(
-        setup_seconds=long.setup_seconds,
-        step_seconds_fixed=max(0.0, long.step_seconds - per_frame * long_frames),
-        step_seconds_per_frame=per_frame,
-        decode_seconds_per_frame=short.decode_seconds_per_frame or 0.0,
-        export_seconds_per_frame=(short.export_seconds or 0.0) / short_settings.output_frames,
-    )
-    speeds.calibrated(measured)
+        for decoder in decoders:
+            short = GenerationSettings(
+                seed=0, steps=2, num_frames=short_frames, decode_chunk_size=at_once, decoder=decoder
+            )
+            speeds.learn(short, run_generation(pipeline, photo, short, Path(folder) / decoder, lock=lock).timings)
+        # The files alone at a second length (no device needed): encoders' start-up apart from each frame.
+        files = GenerationSettings(seed=0, num_frames=CALIBRATION_EXPORT_FRAMES)
+        gradient = PIL.Image.linear_gradient("L").resize((width, height)).convert("RGB")
+        frames = [PIL.ImageChops.offset(gradient, 0, 3 * i) for i in range(files.num_frames)]  # all different
+        started = time.monotonic()
+        for suffix in (".mp4", ".gif"):
+            export_video(frames, Path(folder) / f"files{suffix}", files.fps)
+        speeds.learn(files, StageTimings(None, None, None, export_seconds=time.monotonic() - started))
+    measured = speeds.measured
     logger.info("Measured this server: %s", measured)
     return measured

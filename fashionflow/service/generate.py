@@ -17,7 +17,7 @@ import PIL.Image
 from ..base.memory import is_out_of_memory, release_memory
 from ..progress import GenerationProgress, ProgressUpdate, StageTimings, format_seconds
 from ..video import boomerang, export_video
-from .cancel import CancelToken
+from .cancel import CancelToken, stops_inside
 from .errors import GenerationCancelled, OutOfMemoryError
 from .settings import GenerationSettings
 
@@ -76,8 +76,9 @@ def run_generation(
 
     Holds `lock` while the pipeline runs, so that one generation at a time uses the device even
     when an abandoned (cancelled) run is still reaching its next step. Raises `GenerationCancelled`
-    when `token` is cancelled (checked at every step, decode chunk and file) and
-    `OutOfMemoryError` with advice when memory runs out; `job_dir` is removed on any failure.
+    when `token` is cancelled (checked before every block of the U-Net and the decoder, and at every
+    step, decode chunk and file) and `OutOfMemoryError` with advice when memory runs out; `job_dir`
+    is removed on any failure.
     `untrained` puts "untrained" in the file names and a caption in the summary, so that a shared
     video or link never passes noise off as a result.
     """
@@ -100,18 +101,19 @@ def run_generation(
             token.raise_if_cancelled()
             started = time.monotonic()
             say(tracker.start())
-            output = pipeline(
-                image,
-                num_frames=settings.num_frames,
-                num_clips=settings.num_clips,
-                sampler=settings.sampler,
-                num_inference_steps=settings.steps,
-                fit=settings.fit,
-                generator=torch.Generator().manual_seed(settings.seed),
-                decode_chunk_size=settings.decode_chunk_size,
-                progress=on_progress,
-                decoder=settings.decoder,
-            )
+            with stops_inside(_models_to_watch(pipeline, settings.decoder), token):
+                output = pipeline(
+                    image,
+                    num_frames=settings.num_frames,
+                    num_clips=settings.num_clips,
+                    sampler=settings.sampler,
+                    num_inference_steps=settings.steps,
+                    fit=settings.fit,
+                    generator=torch.Generator().manual_seed(settings.seed),
+                    decode_chunk_size=settings.decode_chunk_size,
+                    progress=on_progress,
+                    decoder=settings.decoder,
+                )
             frames = output.frames[0]
             del output
             if settings.loop:
@@ -146,3 +148,11 @@ def run_generation(
         timings=tracker.timings(),
         untrained=untrained,
     )
+
+
+def _models_to_watch(pipeline: Any, decoder: str) -> list:
+    """The models whose blocks look for a cancel: the U-Net and the decoder, unless compiled (hooks
+    would break their graphs, and compiled steps are short anyway)."""
+    if getattr(pipeline, "compile_settings", None) is not None or not hasattr(pipeline, "unet"):
+        return []
+    return [pipeline.unet, pipeline.decoder_model(decoder)]

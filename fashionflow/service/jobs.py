@@ -13,7 +13,7 @@ from .cancel import CancelToken
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a session's last generation ended: `kind` is "done", "cancelled" or "error"."""
+    """How a session's last generation ended: `kind` is "done", "cancelled", "error" or "not ready"."""
 
     kind: str
     message: str
@@ -61,6 +61,10 @@ class JobRegistry:
             self._outcomes.move_to_end(session or "")
             while len(self._outcomes) > self.MAX_OUTCOMES:
                 self._outcomes.popitem(last=False)
+
+    def forget_outcome(self, session: str | None) -> None:
+        with self._lock:
+            self._outcomes.pop(session or "", None)
 
     def last_outcome(self, session: str | None) -> Outcome | None:
         with self._lock:

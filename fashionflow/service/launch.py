@@ -48,6 +48,13 @@ class LaunchSettings(ModelSettings):
         on_and_off=True,
         env="FASHIONFLOW_AUTO_DOWNLOAD",
     )
+    download_retry: int = option(
+        30,
+        "seconds before fetching the weights again after a failure; the pause doubles after each failure, up to "
+        "an hour (default: {default})",
+        low=1,
+        env="FASHIONFLOW_DOWNLOAD_RETRY",
+    )
     checkpoint_url: str = option(
         CHECKPOINT_URL, "where the authors' checkpoint is fetched from", env="FASHIONFLOW_CHECKPOINT_URL", cli=False
     )

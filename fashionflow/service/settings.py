@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -176,6 +177,19 @@ def nearest_even_frames(value: Any, limits: Limits = LIMITS) -> int | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return max(2, min(limits.max_frames, number + number % 2))
+
+
+def slider_value(value: Any, low: int, high: int) -> Any:
+    """A number typed into one of the page's sliders as the slider keeps it (and Generate sends it):
+    within [low, high], so 0 steps become 1 and 5000 become 1000. Anything that is not a number is
+    returned as it is, for the checks to explain."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return value
+    if isinstance(value, bool) or not math.isfinite(number):
+        return value
+    return min(high, max(low, number))
 
 
 def _is_number(value: Any) -> bool:
