@@ -192,7 +192,7 @@ def test_queue_shows_real_places_and_waits_refuses_overflow_and_cancel_stops_the
     earlier_jobs = set(tiny_app.output_dir.glob("job-*"))
     running = client.submit(photo=photo, **slow, api_name="/generate")
     _wait_for(
-        lambda: said(running).startswith("Denoising: step") and "left" in said(running),
+        lambda: said(running).startswith("Making the video: step") and "left" in said(running),
         "the first job to report its steps and the time left",
     )
     job_dirs = list(set(tiny_app.output_dir.glob("job-*")) - earlier_jobs)

@@ -31,12 +31,12 @@ def test_progress_time_left_from_measured_rates():
     # 2 s per step measured between steps (the set-up before step 1 is not counted), 7 steps to go,
     # decode and export estimated from the step time: 7 * 2 + 16 * 0.06 * 2 + 2 * 0.5 * 2
     assert third.seconds_left == pytest.approx(14 + 1.92 + 2)
-    assert "Denoising: step 3 of 10 · about 18 s left" == third.desc
+    assert "Making the video: step 3 of 10 · about 18 s left" == third.desc
     clock.now += 14.0
     progress.update("denoise", 10, 10)
     clock.now += 0.5
     decode = progress.update("decode", 8, 16)
-    assert decode.desc.startswith("Decoding frames: 8 of 16")
+    assert decode.desc.startswith("Finishing the frames: 8 of 16")
     clock.now += 0.5
     decode = progress.update("decode", 16, 16)
     fractions = [third.fraction, decode.fraction]
@@ -49,7 +49,7 @@ def test_progress_time_left_from_measured_rates():
 
 def test_progress_before_any_step_is_honest_about_the_time_left():
     progress = GenerationProgress(steps=25, num_frames=70, clock=FakeClock())
-    assert progress.update("denoise", 0, 25).desc == "Denoising: step 0 of 25 · estimating the time left"
+    assert progress.update("denoise", 0, 25).desc == "Making the video: step 0 of 25 · estimating the time left"
 
 
 @pytest.mark.parametrize("seconds, text", [(0.2, "under a second"), (41.2, "about 42 s"), (200, "about 3 min")])

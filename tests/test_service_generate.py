@@ -66,7 +66,11 @@ def test_generation_writes_playable_mp4_and_gif_with_progress(tiny_model, tmp_pa
     fractions = [u.fraction for u in updates]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     descs = " | ".join(u.desc for u in updates)
-    assert "Denoising: step 1 of 2" in descs and "Decoding frames" in descs and "Writing the MP4 and GIF" in descs
+    assert (
+        "Making the video: step 1 of 2" in descs
+        and "Finishing the frames" in descs
+        and "Saving the MP4 and GIF" in descs
+    )
     assert "Seed used: **7**" in result.summary_markdown()
 
 
@@ -87,14 +91,14 @@ def test_cancel_stops_the_pipeline_at_the_next_step(tiny_model, tmp_path):
 
     def report(update):
         seen.append(update.desc)
-        if update.desc.startswith("Denoising: step 1 "):
+        if update.desc.startswith("Making the video: step 1 "):
             token.cancel()
 
     with pytest.raises(service.GenerationCancelled):
         service.run_generation(
             tiny_model.pipeline, service.read_photo(EXAMPLE), fast_settings(steps=10), tmp_path / "job", token, report
         )
-    assert not any(desc.startswith("Denoising: step 2 ") for desc in seen)
+    assert not any(desc.startswith("Making the video: step 2 ") for desc in seen)
     assert not (tmp_path / "job").exists()
 
 
@@ -110,7 +114,7 @@ def test_out_of_memory_becomes_advice_and_the_next_run_works(tiny_model, tmp_pat
     job.mkdir()
     with pytest.raises(service.OutOfMemoryError, match="The GPU ran out of memory making 6 frames") as caught:
         service.run_generation(_PipelineThatRunsOutOfMemory(), service.read_photo(EXAMPLE), fast_settings(), job)
-    assert "fewer frames or a smaller decode chunk size" in str(caught.value)
+    assert "fewer frames or fewer “Frames finished at a time”" in str(caught.value)
     assert caught.value.__context__ is None  # the failed run's tensors are not kept alive by the error
     assert not job.exists()
     assert service.run_generation(tiny_model.pipeline, service.read_photo(EXAMPLE), fast_settings(), tmp_path / "again")

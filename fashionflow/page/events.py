@@ -8,6 +8,7 @@ handlers that estimate the time take the `ESTIMATE` part of it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -20,9 +21,10 @@ import PIL.Image
 from .. import service
 from ..progress import ProgressUpdate, format_seconds
 from ..schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps
-from .html import estimate_html, job_html, message_html, note_html, status_html
+from .html import estimate_html, job_html, live_preview_html, message_html, note_html, status_html
 
 _DEFAULTS = service.GenerationSettings(seed=0)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ def estimate_form(*values: Any) -> Form:
 
 class PageEvents:
     """The page's event handlers. `on_gpu`, on ZeroGPU, wraps the work that needs the GPU
-    (`spaces.GPU`), with the seconds to reserve from `gpu_seconds`."""
+    (`spaces.GPU`), with the seconds to reserve from `gpu_seconds`. `live_previews`, when given,
+    keeps each running generation's latents for the page's live preview (None: no live preview)."""
 
     def __init__(
         self,
@@ -86,12 +89,14 @@ class PageEvents:
         queue_size: int = 16,
         speeds: service.SpeedBook | None = None,
         on_gpu: Callable | None = None,
+        live_previews: service.LivePreviews | None = None,
     ):
         self.setup = model if isinstance(model, service.ModelSetup) else service.ModelSetup(model)
         self.store = store
         self.jobs = jobs or service.JobRegistry()
         self.queue = service.DeviceQueue(max_waiting=queue_size)
         self.speeds = speeds or service.SpeedBook()
+        self.live_previews = live_previews
         # One pipeline, one device: a cancelled run may still be finishing its current step
         # when the next one starts, and this lock makes the next one wait for it.
         self.device_lock = threading.Lock()
@@ -167,7 +172,7 @@ class PageEvents:
     # generating ------------------------------------------------------------------------------------------------
 
     def check_request(self, *form: Any) -> tuple:
-        """Generate pressed on the page: problems are shown beside their cause (by `show_problem`)
+        """Generate pressed on the page: problems are shown under the button (by `show_problem`)
         and stop here; otherwise Generate turns busy and the status line starts following the job."""
         try:
             self._checked(Form(*form))
@@ -177,11 +182,11 @@ class PageEvents:
         return busy, gr.Timer(active=True), job_html("Starting…", 0.0), "", ""
 
     def show_problem(self, *form: Any) -> tuple:
-        """What stopped Generate, beside the photo or the settings. Returns (photo message, settings message)."""
+        """What stopped Generate, under the button, where the visitor is looking (app.js brings it into
+        view): a photo problem too, as the message beside the photo is about its upload and may be out of
+        sight. Returns (photo message, settings message)."""
         try:
             self._checked(Form(*form))
-        except service.PhotoError as error:
-            return message_html(str(error)), ""
         except service.ServiceError as error:
             return gr.skip(), message_html(str(error))
         return gr.skip(), gr.skip()
@@ -289,6 +294,30 @@ class PageEvents:
         update = ticket.update or ProgressUpdate(0.0, "Starting")
         return job_html(update.desc, update.fraction)
 
+    def live_preview(self, show: bool, request: gr.Request) -> str:
+        """A look at this session's video taking shape (polled while it runs): new frames when a step has
+        ended since the last look, nothing new otherwise; empty when the visitor turned it off."""
+        session = getattr(request, "session_hash", None)
+        if self.live_previews is None:
+            return gr.skip()
+        if not show:
+            self.live_previews.hidden(session)
+            return ""
+        snapshot = self.live_previews.fresh(session)
+        if snapshot is None:
+            return gr.skip()
+        try:
+            frames = snapshot.frames()
+        except Exception:  # a look that failed is skipped; the video goes on
+            logger.exception("Making the live preview failed")
+            return gr.skip()
+        return live_preview_html(frames, snapshot.latents.shape[2], snapshot.step, snapshot.steps)
+
+    @staticmethod
+    def live_preview_ended() -> str:
+        """The run ended (the video, an error or a cancel takes the preview's place): no more looks."""
+        return ""
+
     def after_run(self, request: gr.Request, *estimate: Any) -> tuple:
         """Generate is free again; the status line says how the run ended; the estimate has learnt.
         Returns (Generate, status timer, status line, estimate)."""
@@ -357,6 +386,8 @@ class PageEvents:
             progress(update.fraction, desc=update.desc)
 
         model = self.model
+        session = ticket.session if ticket is not None else None
+        watch = self.live_previews.watcher(session) if self.live_previews is not None and ticket else None
         try:
             return service.run_generation(
                 model.pipeline,
@@ -367,11 +398,15 @@ class PageEvents:
                 report,
                 lock=self.device_lock,
                 untrained=model.untrained,
+                watch=watch,
             )
         except service.GenerationCancelled:
             return None
         except Exception as error:  # disk full, out of memory, anything: a titled sentence, details in the log
             raise gr_error(service.as_service_error(error, "making the video")) from None
+        finally:
+            if watch is not None:
+                self.live_previews.forget(session)
 
 
 def gr_error(error: service.ServiceError, visible: bool = True) -> gr.Error:

@@ -3,7 +3,11 @@ roles and labels screen readers need. The look is app.css's (the `ff-` classes).
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+
+import PIL.Image
 
 from ..service import ModelStatus
 
@@ -53,3 +57,24 @@ def status_html(status: ModelStatus) -> str:
         summary = "Details" if status.can_generate else "Details for the operator"
         parts.append(f"<details><summary>{summary}</summary><pre>{html.escape(status.details)}</pre></details>")
     return f'<div class="ff-banner {style}">{"".join(parts)}</div>'
+
+
+def live_preview_html(frames: list[tuple[int, PIL.Image.Image]], num_frames: int, step: int, steps: int) -> str:
+    """A few frames of the video taking shape (index, picture), inline as JPEG: no files to clean up,
+    and the frames wrap to two rows on a phone. Not a live region: screen readers hear the status line."""
+    pictures = "".join(
+        f'<img src="data:image/jpeg;base64,{_jpeg_base64(picture)}" '
+        f'alt="Frame {index + 1} of {num_frames}, after step {step} of {steps}">'
+        for index, picture in frames
+    )
+    caption = f"Taking shape: step {step} of {steps}. Rough colours only: the finished video is sharper."
+    return (
+        f'<figure class="ff-live"><div class="ff-live-frames">{pictures}</div>'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _jpeg_base64(picture: PIL.Image.Image) -> str:
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, format="JPEG", quality=85)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
