@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -72,6 +73,13 @@ def test_generation_writes_playable_mp4_and_gif_with_progress(tiny_model, tmp_pa
         and "Saving the MP4 and GIF" in descs
     )
     assert "Seed used: **7**" in result.summary_markdown()
+
+
+def test_the_summary_is_in_plain_words():
+    one_step = service.GenerationResult(Path("a.mp4"), Path("a.gif"), fast_settings(steps=1, num_frames=8), 3.2)
+    assert "Fast, 1 step · 8 frames at 25 fps (0.3 s) · made in 4 s" in one_step.summary_markdown()
+    careful = service.GenerationResult(Path("a.mp4"), Path("a.gif"), fast_settings(sampler="ddim", steps=50), 1.0)
+    assert "Careful, 50 steps" in careful.summary_markdown()
 
 
 def test_same_seed_same_video(tiny_model, tmp_path):
