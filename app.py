@@ -373,8 +373,8 @@ def wire(app: FashionFlowApp, page: Page, demo: gr.Blocks, examples: list[Path])
             show_progress="hidden",
             **PRIVATE,
         )
-        for ended in (generated.then, page.cancel.click):
-            ended(app.live_preview_ended, outputs=page.live_preview, queue=False, show_progress="hidden", **PRIVATE)
+        for finished in (generated.then, page.cancel.click):
+            finished(app.live_preview_ended, outputs=page.live_preview, queue=False, show_progress="hidden", **PRIVATE)
     model_outputs = [page.model_status, page.generate, page.model_timer, page.estimate]
     page.model_timer.tick(app.model_status, inputs=estimate_inputs, outputs=model_outputs, **QUIET)
     # Each visitor sees the model as it is now, not as it was when the page was built.

@@ -350,12 +350,14 @@ class PageEvents:
 
     # the model ----------------------------------------------------------------------------------------------------
 
-    def model_status(self, *estimate: Any) -> tuple:
-        """The model banner, Generate, the banner's timer (on while preparing) and the estimate."""
+    def model_status(self, request: gr.Request, *estimate: Any) -> tuple:
+        """The model banner, Generate, the banner's timer (on while preparing) and the estimate. Generate is
+        left alone while this session's video is being made (it is "Generating…", off, until the run ends)."""
         status = self.setup.status()
+        generating = self.jobs.running(getattr(request, "session_hash", None)) > 0
         return (
             status_html(status),
-            gr.Button(interactive=status.can_generate),
+            gr.skip() if generating else gr.Button(interactive=status.can_generate),
             gr.Timer(active=self.still_changing(status)),
             self.estimate(estimate_form(*estimate)),
         )
@@ -387,7 +389,7 @@ class PageEvents:
 
         model = self.model
         session = ticket.session if ticket is not None else None
-        watch = self.live_previews.watcher(session) if self.live_previews is not None and ticket else None
+        watch = self.live_previews.watcher(session) if self.live_previews is not None and ticket is not None else None
         try:
             return service.run_generation(
                 model.pipeline,

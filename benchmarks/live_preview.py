@@ -1,0 +1,201 @@
+"""What the app's live preview costs: whole generations with it and without it, side by side in one run;
+prints a table, writes JSON.
+
+    nice -n 10 python benchmarks/live_preview.py
+    python benchmarks/live_preview.py --repeats 2 --skip-published-size
+
+"With" is what the app does while a visitor watches: `run_generation` hands its latents to a
+`LivePreviews` after every step, and a second thread plays the page, asking for a look every 0.5 s
+(the page's status clock) and making one (a few frames through the colour map, JPEG, HTML) when a
+step has ended since the last. "Without" is the same generation with no watcher and no page.
+
+Two measures of the cost, for each model:
+- the preview's own work per video: seconds spent in the watcher (every step) and in making the
+  looks (the page's thread, on the same CPU), as a share of the video's time. Exact, and what the
+  ceiling of 5% is checked against.
+- the difference of the median end-to-end times with and without (runs interleaved ABBA). On a
+  shared machine this is mostly noise at the level of a few percent; it is shown with the spread.
+The map from latents to colours is fitted once per model, at load, in the background: its time
+is shown apart ("fit at load"), not as part of any video.
+
+Models: `tiny-random` (steps of milliseconds: the worst case for a share) and the published
+architecture with random weights (speed does not depend on the values) at a short length, since a
+70-frame video takes half an hour on this project's CPU. The JSON records os.getloadavg().
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline_stages import published_size_pipeline  # noqa: E402  (the published-size models, random weights)
+
+from fashionflow import service  # noqa: E402
+from fashionflow.latent_preview import LatentColours  # noqa: E402
+from fashionflow.page.html import live_preview_html  # noqa: E402
+from fashionflow.runtime import configure_cpu_threads  # noqa: E402
+
+PAGE_POLL_SECONDS = 0.5  # the page's status clock (app.py's job timer), which asks for the looks
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
+
+
+class Page(threading.Thread):
+    """Plays the visitor's page: every `PAGE_POLL_SECONDS`, a look when there is a new step; times them."""
+
+    def __init__(self, previews: service.LivePreviews, session: str):
+        super().__init__(daemon=True)
+        self.previews, self.session = previews, session
+        self.done = threading.Event()
+        self.looks, self.seconds, self.bytes = 0, 0.0, 0
+
+    def run(self) -> None:
+        while not self.done.wait(PAGE_POLL_SECONDS):
+            started = time.perf_counter()
+            snapshot = self.previews.fresh(self.session)
+            if snapshot is not None:
+                html = live_preview_html(snapshot.frames(), snapshot.latents.shape[2], snapshot.step, snapshot.steps)
+                self.looks += 1
+                self.bytes += len(html)
+            self.seconds += time.perf_counter() - started
+
+
+def one_video(pipeline, photo, settings, watching: bool) -> dict:
+    previews, session = service.LivePreviews(), "visitor"
+    page, watch, watch_seconds = None, None, [0.0]
+    if watching:
+        keep = previews.watcher(session)
+
+        def watch(snapshot):
+            started = time.perf_counter()
+            keep(snapshot)
+            watch_seconds[0] += time.perf_counter() - started
+
+        page = Page(previews, session)
+        page.start()
+    with tempfile.TemporaryDirectory(prefix="fashionflow-live-preview-") as folder:
+        started = time.perf_counter()
+        service.run_generation(pipeline, photo, settings, Path(folder) / "job", watch=watch)
+        seconds = time.perf_counter() - started
+    record = {"watching": watching, "seconds": seconds}
+    if page is not None:
+        page.done.set()
+        page.join()
+        work = watch_seconds[0] + page.seconds
+        record.update(
+            looks=page.looks,
+            look_seconds=page.seconds,
+            watch_seconds=watch_seconds[0],
+            preview_seconds=work,
+            preview_share=work / seconds,
+            bytes_per_look=page.bytes / max(page.looks, 1),
+        )
+    return record
+
+
+def measure(name: str, pipeline, settings, repeats: int) -> dict:
+    photo = Image.open(EXAMPLE).convert("RGB")
+    started = time.perf_counter()
+    LatentColours.fit(pipeline.vae, pipeline.execution_device)  # what the app does once, at load
+    fit_seconds = time.perf_counter() - started
+    one_video(pipeline, photo, settings, watching=True)  # warm-up (memory pools, the colour map's cache)
+    runs = []
+    for index in range(repeats):
+        order = (False, True) if index % 2 == 0 else (True, False)  # ABBA: drift hits both alike
+        for watching in order:
+            runs.append(one_video(pipeline, photo, settings, watching))
+            print(f"  {name}: {'with' if watching else 'without'} live preview {runs[-1]['seconds']:.2f} s", flush=True)
+    without = [r["seconds"] for r in runs if not r["watching"]]
+    with_ = [r for r in runs if r["watching"]]
+    return {
+        "model": name,
+        "settings": {"steps": settings.steps, "num_frames": settings.num_frames, "sampler": settings.sampler},
+        "fit_seconds": fit_seconds,
+        "runs": runs,
+        "median_without": statistics.median(without),
+        "median_with": statistics.median(r["seconds"] for r in with_),
+        "spread_without": [min(without), max(without)],
+        "spread_with": [min(r["seconds"] for r in with_), max(r["seconds"] for r in with_)],
+        "preview_share_max": max(r["preview_share"] for r in with_),
+        "preview_seconds_median": statistics.median(r["preview_seconds"] for r in with_),
+        "looks_median": statistics.median(r["looks"] for r in with_),
+        "bytes_per_look": statistics.median(r["bytes_per_look"] for r in with_),
+    }
+
+
+def print_table(results: list[dict], load: tuple) -> None:
+    print(f"\nLive preview cost, {platform.processor() or platform.machine()}, load average {load[0]:.1f}")
+    header = (
+        "| model | steps x frames | video without | video with | difference | preview work per video | "
+        "share (worst run) | looks per video | fit at load |"
+    )
+    print(header)
+    print("|" + "---|" * 9)
+    for r in results:
+        s = r["settings"]
+        difference = 100 * (r["median_with"] / r["median_without"] - 1)
+        print(
+            f"| {r['model']} | {s['steps']} x {s['num_frames']} | {r['median_without']:.2f} s "
+            f"({r['spread_without'][0]:.2f}-{r['spread_without'][1]:.2f}) | {r['median_with']:.2f} s "
+            f"({r['spread_with'][0]:.2f}-{r['spread_with'][1]:.2f}) | {difference:+.1f}% | "
+            f"{1000 * r['preview_seconds_median']:.0f} ms | {100 * r['preview_share_max']:.2f}% | "
+            f"{r['looks_median']:.0f} ({r['bytes_per_look'] / 1024:.0f} KB each) | {r['fit_seconds']:.2f} s |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=4, help="videos with and without, each (default: 4)")
+    parser.add_argument("--tiny-steps", type=int, default=100)
+    parser.add_argument("--tiny-frames", type=int, default=16)
+    parser.add_argument("--published-steps", type=int, default=4)
+    parser.add_argument("--published-frames", type=int, default=8)
+    parser.add_argument("--published-repeats", type=int, default=2)
+    parser.add_argument("--skip-published-size", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: what the app takes)")
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/live_preview.json"))
+    args = parser.parse_args()
+
+    threads = configure_cpu_threads()
+    if args.threads:
+        torch.set_num_threads(threads := args.threads)
+    load_before = os.getloadavg()
+    results = []
+    tiny = service.load_model("tiny-random").pipeline
+    tiny.set_progress_bar_config(disable=True)
+    settings = service.GenerationSettings(seed=0, steps=args.tiny_steps, num_frames=args.tiny_frames)
+    results.append(measure("tiny-random", tiny, settings, args.repeats))
+    if not args.skip_published_size:
+        published = published_size_pipeline("cpu", torch.float32)
+        settings = service.GenerationSettings(
+            seed=0, steps=args.published_steps, num_frames=args.published_frames, decode_chunk_size=1
+        )
+        results.append(measure("published size (random weights)", published, settings, args.published_repeats))
+    load_after = os.getloadavg()
+    print_table(results, load_after)
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "machine": {"processor": platform.processor(), "threads": threads, "torch": torch.__version__},
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "page_poll_seconds": PAGE_POLL_SECONDS,
+        "results": results,
+    }
+    args.output.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
