@@ -80,7 +80,7 @@ def test_the_tiny_models_noise_is_shown_at_a_size_people_can_see(tiny_model):
 
 
 def test_a_generation_hands_over_its_latents_after_every_step(tiny_model, tmp_path):
-    previews = service.LivePreviews()
+    previews = service.LivePreviews(budget=1.0)
     seen = []
     watch = previews.watcher("me")
 
@@ -94,13 +94,34 @@ def test_a_generation_hands_over_its_latents_after_every_step(tiny_model, tmp_pa
     assert [(s.step, s.steps) for s in seen] == [(1, 3), (2, 3), (3, 3)]
     assert seen[0].latents.shape == (1, 4, 6, 16, 16)
     assert seen[0].latents is not seen[1].latents  # each step's own tensor: an earlier look stays as it was
-    # The page gets the newest once, then nothing until a newer step; after turning the look off, again.
-    assert previews.fresh("me").step == 3
-    assert previews.fresh("me") is None and previews.fresh("someone else") is None
+    # The page gets a look at the newest once, then nothing until a newer step; after turning looks off, again.
+    look = previews.look("me")
+    assert (look.step, look.steps, look.num_frames) == (3, 3, 6)
+    assert [index for index, _ in look.frames] == [0, 2, 3, 5]
+    assert all(jpeg.startswith(b"\xff\xd8") for _, jpeg in look.frames)
+    assert previews.look("me") is None and previews.look("someone else") is None
     previews.hidden("me")
-    assert previews.fresh("me").step == 3
+    assert previews.look("me").step == 3
     previews.forget("me")
-    assert previews.fresh("me") is None
+    assert previews.look("me") is None
+
+
+def test_looks_keep_to_their_share_of_the_runs_time():
+    now = [100.0]
+    previews = service.LivePreviews(budget=0.02, clock=lambda: now[0])
+    keep = previews.watcher("me")
+    colours = LatentColours(weight=torch.eye(4, 3), bias=torch.zeros(3))
+
+    def step(number: int) -> None:
+        keep(service.LatentSnapshot(torch.randn(1, 4, 8, 16, 16), number, 1000, colours))
+
+    step(1)
+    assert previews.look("me").step == 1  # the first look is free
+    step(2)
+    assert previews.look("me") is None  # no time has passed: that look used the whole share
+    now[0] += 60.0  # a minute later, 2% of it is far more than a look takes
+    step(3)
+    assert previews.look("me").step == 3
 
 
 def test_without_a_colour_map_the_video_is_made_all_the_same(tiny_model, tmp_path, monkeypatch):
@@ -121,7 +142,7 @@ def test_the_pages_look_is_new_frames_or_nothing_and_empty_when_turned_off(tiny_
     import gradio as gr
 
     app = load_app_module()
-    ui = app.FashionFlowApp(tiny_model, service.OutputStore(tmp_path), live_previews=service.LivePreviews())
+    ui = app.FashionFlowApp(tiny_model, service.OutputStore(tmp_path), live_previews=service.LivePreviews(budget=1.0))
     me = SimpleNamespace(session_hash="me")
     assert ui.live_preview(True, me) == gr.skip()  # nothing running
     colours = latent_colours(tiny_model.pipeline.vae)

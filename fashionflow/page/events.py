@@ -296,22 +296,20 @@ class PageEvents:
 
     def live_preview(self, show: bool, request: gr.Request) -> str:
         """A look at this session's video taking shape (polled while it runs): new frames when a step has
-        ended since the last look, nothing new otherwise; empty when the visitor turned it off."""
+        ended since the last look (within the looks' budget), nothing new otherwise; empty when the
+        visitor turned it off."""
         session = getattr(request, "session_hash", None)
         if self.live_previews is None:
             return gr.skip()
         if not show:
             self.live_previews.hidden(session)
             return ""
-        snapshot = self.live_previews.fresh(session)
-        if snapshot is None:
-            return gr.skip()
         try:
-            frames = snapshot.frames()
+            look = self.live_previews.look(session)
         except Exception:  # a look that failed is skipped; the video goes on
             logger.exception("Making the live preview failed")
             return gr.skip()
-        return live_preview_html(frames, snapshot.latents.shape[2], snapshot.step, snapshot.steps)
+        return gr.skip() if look is None else live_preview_html(look)
 
     @staticmethod
     def live_preview_ended() -> str:

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 
-import PIL.Image
-
-from ..service import ModelStatus
+from ..service import Look, ModelStatus
 
 
 def message_html(text: str) -> str:
@@ -59,22 +56,16 @@ def status_html(status: ModelStatus) -> str:
     return f'<div class="ff-banner {style}">{"".join(parts)}</div>'
 
 
-def live_preview_html(frames: list[tuple[int, PIL.Image.Image]], num_frames: int, step: int, steps: int) -> str:
-    """A few frames of the video taking shape (index, picture), inline as JPEG: no files to clean up,
-    and the frames wrap to two rows on a phone. Not a live region: screen readers hear the status line."""
+def live_preview_html(look: Look) -> str:
+    """A few frames of the video taking shape, inline (no files to clean up); they wrap to two rows on a
+    phone. Not a live region: screen readers hear the status line."""
     pictures = "".join(
-        f'<img src="data:image/jpeg;base64,{_jpeg_base64(picture)}" '
-        f'alt="Frame {index + 1} of {num_frames}, after step {step} of {steps}">'
-        for index, picture in frames
+        f'<img src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode("ascii")}" '
+        f'alt="Frame {index + 1} of {look.num_frames}, after step {look.step} of {look.steps}">'
+        for index, jpeg in look.frames
     )
-    caption = f"Taking shape: step {step} of {steps}. Rough colours only: the finished video is sharper."
+    caption = f"Taking shape: step {look.step} of {look.steps}. Rough colours only: the finished video is sharper."
     return (
         f'<figure class="ff-live"><div class="ff-live-frames">{pictures}</div>'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
     )
-
-
-def _jpeg_base64(picture: PIL.Image.Image) -> str:
-    buffer = io.BytesIO()
-    picture.convert("RGB").save(buffer, format="JPEG", quality=85)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -46,7 +46,7 @@ from .estimate import LONG_RUN_SECONDS, Estimate, SpeedBook, Speeds, calibrate, 
 from .generate import UNTRAINED_CAPTION, GenerationResult, ProgressReport, out_of_memory_message, run_generation
 from .jobs import JobRegistry, Outcome
 from .launch import LaunchSettings, build_arg_parser, env_defaults, parse_positive_int, positive_int_argument
-from .live_preview import LatentSnapshot, LivePreviews, fit_latent_colours
+from .live_preview import LOOK_BUDGET, LatentSnapshot, LivePreviews, Look, fit_latent_colours
 from .model import PUBLISHED_FRAME_SIZE, ModelState, load_model, resolve_model_name
 from .outputs import OutputStore, default_output_dir
 from .photo import crop_note, example_photos, photo_label, preview_photo, read_photo
@@ -87,6 +87,7 @@ __all__ = [
     "FIT_CHOICES",
     "FRAMES_AT_A_TIME",
     "LIMITS",
+    "LOOK_BUDGET",
     "LONG_RUN_SECONDS",
     "PUBLISHED_FRAME_SIZE",
     "SAMPLER_CHOICES",
@@ -109,6 +110,7 @@ __all__ = [
     "JobRegistry",
     "LatentSnapshot",
     "LivePreviews",
+    "Look",
     "LaunchSettings",
     "Limits",
     "ModelSetup",
