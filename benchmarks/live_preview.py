@@ -1,8 +1,8 @@
-"""What the app's live preview costs: whole generations with it and without it, side by side in one run;
-prints a table, writes JSON.
+"""What the app's live preview costs: whole generations with it and without it, side by side in one run,
+and what one look and the colour map's fit cost at the published size; prints tables, writes JSON.
 
     nice -n 10 python benchmarks/live_preview.py
-    python benchmarks/live_preview.py --repeats 2 --skip-published-size
+    python benchmarks/live_preview.py --repeats 2 --published-size   # also whole published-size videos (slow)
 
 "With" is what the app does while a visitor watches: `run_generation` hands its latents to a
 `LivePreviews` after every step, and a second thread plays the page, asking for a look every 0.5 s
@@ -19,9 +19,12 @@ Two measures of the cost, for each model:
 The map from latents to colours is fitted once per model, at load, in the background: its time
 is shown apart ("fit at load"), not as part of any video.
 
-Models: `tiny-random` (steps of milliseconds: the worst case for a share) and the published
-architecture with random weights (speed does not depend on the values) at a short length, since a
-70-frame video takes half an hour on this project's CPU. The JSON records os.getloadavg().
+Whole videos: `tiny-random` (steps of milliseconds: the worst case for a share); with
+`--published-size`, also the published architecture with random weights (speed does not depend on
+the values) at a short length, since a 70-frame video takes half an hour on this project's CPU.
+One look (CPU time, median of `--look-repeats`) is measured on latents of both sizes: the tiny
+model's (8 frames of 16 x 16) and the published model's (70 frames of 80 x 64); the fit, on the
+tiny VAE and on one of Stable Diffusion's shape. The JSON records os.getloadavg().
 """
 
 from __future__ import annotations
@@ -139,6 +142,53 @@ def measure(name: str, pipeline, settings, repeats: int) -> dict:
     }
 
 
+def look_costs(tiny, repeats: int) -> list[dict]:
+    """CPU milliseconds of one look and of the colour map's fit, at each model's latent size."""
+    from diffusers import AutoencoderKL
+    from pipeline_stages import SD_VAE_CONFIG
+
+    torch.manual_seed(0)
+    sd_shaped = AutoencoderKL(**SD_VAE_CONFIG).eval()
+    rows = []
+    for name, vae, shape in (
+        ("tiny-random", tiny.vae, (1, 4, 8, 16, 16)),
+        ("published size", sd_shaped, (1, 4, 70, 80, 64)),
+    ):
+        started = time.process_time()
+        colours = LatentColours.fit(vae, "cpu")
+        fit_cpu = time.process_time() - started
+        previews, latents = service.LivePreviews(budget=float("inf")), torch.randn(*shape)
+        keep, costs, sizes = previews.watcher("visitor"), [], []
+        for step in range(repeats + 1):
+            keep(service.LatentSnapshot(latents, step + 1, repeats + 1, colours))
+            started = time.thread_time()
+            html = live_preview_html(previews.look("visitor"))
+            costs.append(time.thread_time() - started)
+            sizes.append(len(html))
+        rows.append(
+            {
+                "model": name,
+                "latents": list(shape),
+                "look_cpu_ms": 1000 * statistics.median(costs[1:]),  # the first one warms up
+                "look_kb": statistics.median(sizes) / 1024,
+                "fit_cpu_seconds": fit_cpu,
+            }
+        )
+    return rows
+
+
+def print_looks(rows: list[dict]) -> None:
+    print("\nOne look and the fit at load (CPU time)")
+    print("| model | latents (frames x h x w) | one look | its HTML | colour map fit at load |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        _, _, frames, h, w = r["latents"]
+        print(
+            f"| {r['model']} | {frames} x {h} x {w} | {r['look_cpu_ms']:.1f} ms | {r['look_kb']:.0f} KB | "
+            f"{r['fit_cpu_seconds']:.2f} s |"
+        )
+
+
 def print_table(results: list[dict], load: tuple) -> None:
     print(f"\nLive preview cost, {platform.processor() or platform.machine()}, load average {load[0]:.1f}")
     header = (
@@ -167,8 +217,9 @@ def main() -> None:
     parser.add_argument("--tiny-frames", type=int, default=16)
     parser.add_argument("--published-steps", type=int, default=4)
     parser.add_argument("--published-frames", type=int, default=8)
-    parser.add_argument("--published-repeats", type=int, default=2)
-    parser.add_argument("--skip-published-size", action="store_true")
+    parser.add_argument("--published-repeats", type=int, default=1)
+    parser.add_argument("--published-size", action="store_true", help="also whole published-size videos (slow)")
+    parser.add_argument("--look-repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: what the app takes)")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/live_preview.json"))
     args = parser.parse_args()
@@ -182,14 +233,16 @@ def main() -> None:
     tiny.set_progress_bar_config(disable=True)
     settings = service.GenerationSettings(seed=0, steps=args.tiny_steps, num_frames=args.tiny_frames)
     results.append(measure("tiny-random", tiny, settings, args.repeats))
-    if not args.skip_published_size:
+    if args.published_size:
         published = published_size_pipeline("cpu", torch.float32)
         settings = service.GenerationSettings(
             seed=0, steps=args.published_steps, num_frames=args.published_frames, decode_chunk_size=1
         )
         results.append(measure("published size (random weights)", published, settings, args.published_repeats))
+    looks = look_costs(tiny, args.look_repeats)
     load_after = os.getloadavg()
     print_table(results, load_after)
+    print_looks(looks)
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     report = {
@@ -198,6 +251,7 @@ def main() -> None:
         "load_average_after": load_after,
         "page_poll_seconds": PAGE_POLL_SECONDS,
         "results": results,
+        "looks": looks,
     }
     args.output.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.output}")
