@@ -119,7 +119,7 @@ def test_looks_keep_to_their_share_of_the_runs_time():
     assert previews.look("me").step == 1  # the first look is free
     step(2)
     assert previews.look("me") is None  # no time has passed: that look used the whole share
-    now[0] += 60.0  # a minute later, 2% of it is far more than a look takes
+    now[0] += 60.0  # a CPU minute later, 2% of it is far more than a look takes
     step(3)
     assert previews.look("me").step == 3
 

@@ -5,8 +5,9 @@ Keeping costs nothing: the step's latents are the pipeline's own tensor (not cop
 makes a new one), and nothing is computed unless the page asks. A look costs a few milliseconds
 (`fashionflow.latent_preview`: a 4 x 3 map of a few small frames, and JPEG) and is made only when a
 step has ended since the last look and while the looks of a run have taken under `LOOK_BUDGET` of
-its time so far: whatever the model, the machine and the page's clock, the preview never takes
-more than that from the video.
+the CPU time the server has spent since its first step: whatever the model, the machine, its load
+and the page's clock (which ticks in wall-clock time, however little CPU the video gets), the
+preview never takes more than that from the video.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 PREVIEW_FRAMES = 4  # frames of the video shown, spread from its first to its last
 PREVIEW_HEIGHT = 192  # pixels: the same size on the page whatever the model's latent size
-LOOK_BUDGET = 0.02  # the looks' CPU time, as a share of the time since the run's first step
+LOOK_BUDGET = 0.02  # the looks' CPU time, as a share of the server's CPU time since the run's first step
 
 
 @dataclass(frozen=True)
@@ -63,16 +64,16 @@ Watcher = Callable[[LatentSnapshot], None]
 @dataclass
 class _Watched:
     latest: LatentSnapshot
-    since: float  # when the run's first step ended (time.monotonic)
+    since: float  # the server's CPU time when the run's first step ended
     shown_step: int | None = None  # the step of the page's last look
     look_seconds: float = 0.0  # CPU time its looks took
 
 
 class LivePreviews:
     """The latest snapshot of each session's running generation (thread-safe), and its looks so far.
-    `budget` and `clock` are for tests."""
+    `budget` and `clock` (the process's CPU time) are for tests."""
 
-    def __init__(self, budget: float = LOOK_BUDGET, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, budget: float = LOOK_BUDGET, clock: Callable[[], float] = time.process_time) -> None:
         self.budget, self.clock = budget, clock
         self._watched: dict[str, _Watched] = {}
         self._lock = threading.Lock()
