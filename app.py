@@ -44,9 +44,10 @@ EXAMPLES = ["grace_hopper.jpg", "astronaut.png", "camera.png"]
 SCRIPTS = (HERE / "app.js").read_text()
 FIT_CHOICES = [(choice.label, mode) for mode, choice in service.FIT_CHOICES.items()]
 SAMPLER_CHOICES = [(choice.label, name) for name, choice in service.SAMPLER_CHOICES.items()]
-TIP = (
-    "**Works best with** a full-length photo of one person, standing, on a plain background, "
-    "taller than it is wide (like a shop's catalogue photo)."
+INTRO = (
+    "# FashionFlow\nUpload a fashion photo of one person; get a short video of them moving and posing. "
+    "**Works best with** a full-length photo of one person, standing, on a plain background, taller than it is "
+    "wide (like a shop's catalogue photo)."
 )
 PRIVATE = dict(api_visibility="private")  # the page's own events: not part of the API
 QUIET = dict(preprocess=False, queue=False, show_progress="hidden", **PRIVATE)  # quick page updates
@@ -55,8 +56,11 @@ QUIET = dict(preprocess=False, queue=False, show_progress="hidden", **PRIVATE)  
 class FashionFlowApp(PageEvents):
     """The page's events, with ZeroGPU's `spaces.GPU` around the GPU's part on a Space that has it."""
 
-    def __init__(self, model, store, jobs=None, zero_gpu: bool = False, queue_size: int = 16, speeds=None):
-        super().__init__(model, store, jobs, queue_size, speeds, on_gpu=spaces.GPU if zero_gpu else None)
+    def __init__(
+        self, model, store, jobs=None, zero_gpu: bool = False, queue_size: int = 16, speeds=None, live_previews=None
+    ):
+        on_gpu = spaces.GPU if zero_gpu else None
+        super().__init__(model, store, jobs, queue_size, speeds, on_gpu=on_gpu, live_previews=live_previews)
 
 
 def afterwards(event: gr.events.Dependency) -> list:
@@ -98,6 +102,8 @@ class Page:
     estimate: gr.HTML
     job_status: gr.HTML
     job_timer: gr.Timer
+    live_preview: gr.HTML | None = None  # the video taking shape (None: the operator turned it off)
+    show_live_preview: gr.Checkbox | None = None  # the visitor's switch for it
     video: gr.Video
     mp4: gr.DownloadButton
     gif: gr.DownloadButton
@@ -117,9 +123,11 @@ class Page:
 
 
 def lay_out(app: FashionFlowApp, status: service.ModelStatus) -> Page:
+    # At 1440 x 900 the photo, its framing, Generate and the estimate fit in the first screen; the rest
+    # (seed, speed, length...) waits under Advanced.
     page, form = Page(), {}
-    defaults, limits = service.GenerationSettings(seed=0), service.LIMITS
-    gr.Markdown("# FashionFlow\nUpload a fashion photo of one person; get a short video of them moving and posing.")
+    defaults = service.GenerationSettings(seed=0)
+    gr.Markdown(INTRO, elem_id="intro")
     page.model_status = gr.HTML(status_html(status), elem_id="model-status")
     page.model_timer = gr.Timer(1.0, active=app.still_changing(status))
     with gr.Row(equal_height=False):
@@ -130,14 +138,18 @@ def lay_out(app: FashionFlowApp, status: service.ModelStatus) -> Page:
                     type="filepath",
                     image_mode=None,
                     sources=["upload", "clipboard"],
-                    height=360,
+                    height=320,
                     elem_id="photo",
                 )
                 page.preview = gr.Image(
-                    label="What the model sees", interactive=False, height=360, format="png", elem_id="preview"
+                    label="What the model sees",
+                    interactive=False,
+                    height=320,
+                    format="png",
+                    buttons=["fullscreen"],  # no download or share: it is only a check of the framing
+                    elem_id="preview",
                 )
             page.photo_message = gr.HTML("", elem_id="photo-message")
-            gr.Markdown(TIP, elem_id="tip")
             form["fit"] = gr.Radio(FIT_CHOICES, value=defaults.fit, label="Framing", elem_id="fit")
             form["clips"] = gr.Radio(
                 service.length_choices(),
@@ -148,30 +160,37 @@ def lay_out(app: FashionFlowApp, status: service.ModelStatus) -> Page:
                 elem_id="length",
             )
             with gr.Row():
-                form["seed"] = gr.Number(
-                    value=0,
-                    label="Seed",
-                    precision=0,
-                    minimum=0,
-                    maximum=limits.max_seed,
-                    elem_id="seed",
-                    info="The same seed and settings make the same video.",
-                )
-                form["randomize_seed"] = gr.Checkbox(value=True, label="Randomise seed", elem_id="randomize-seed")
-            with gr.Row():
                 page.generate = gr.Button(
                     "Generate", variant="primary", interactive=status.can_generate, elem_id="generate"
                 )
                 page.cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            # Right under Generate, where the visitor is looking: notes on the settings, and any problem
+            # found when Generate is pressed (app.js scrolls a problem into view).
             page.settings_message = gr.HTML("", elem_id="settings-message")
             page.estimate = gr.HTML("", elem_id="estimate")
             page.job_status = gr.HTML("", elem_id="job-status")
             page.job_timer = gr.Timer(0.5, active=False)
+            if app.live_previews is not None:
+                page.live_preview = gr.HTML("", elem_id="live-preview")
             with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                form.update(seed_settings())
                 form.update(advanced_settings(app.model))
+                if app.live_previews is not None:
+                    page.show_live_preview = gr.Checkbox(
+                        value=True,
+                        label="Show the video taking shape while it is made",
+                        info="A rough look at a few frames every few steps, while you wait.",
+                        elem_id="show-live-preview",
+                    )
         with gr.Column(scale=1):
             page.video = gr.Video(
-                label="Video", autoplay=True, loop=True, interactive=False, height=480, elem_id="video"
+                label="Video",
+                autoplay=True,
+                loop=True,
+                interactive=False,
+                height=480,
+                buttons=[],  # downloads are the MP4 and GIF buttons below
+                elem_id="video",
             )
             with gr.Row():
                 page.mp4 = gr.DownloadButton("Download MP4", interactive=False, elem_id="download-mp4")
@@ -182,8 +201,25 @@ def lay_out(app: FashionFlowApp, status: service.ModelStatus) -> Page:
     return page
 
 
+def seed_settings() -> dict[str, gr.components.Component]:
+    """The seed, and whether to draw a new one for every video."""
+    with gr.Row():
+        seed = gr.Number(
+            value=0,
+            label="Seed",
+            precision=0,
+            minimum=0,
+            maximum=service.LIMITS.max_seed,
+            elem_id="seed",
+            info="The same seed and settings make the same video.",
+        )
+        randomize = gr.Checkbox(value=True, label="Randomise seed", elem_id="randomize-seed")
+    return {"seed": seed, "randomize_seed": randomize}
+
+
 def advanced_settings(model: service.ModelState) -> dict[str, gr.components.Component]:
-    """The settings under Advanced, with the limits and hints of `fashionflow.service`."""
+    """The settings under Advanced, with the limits and hints of `fashionflow.service`: plain words first,
+    the technical name last in the hint ("For experts: ...")."""
     defaults, limits = service.GenerationSettings(seed=0), service.LIMITS
     # Frames decoded at once: the loaded pipeline's choice for this machine (1 on a CPU, where more
     # costs gigabytes and gains nothing); a model still being prepared starts from the GPU default.
@@ -194,7 +230,7 @@ def advanced_settings(model: service.ModelState) -> dict[str, gr.components.Comp
         "sampler": gr.Dropdown(
             SAMPLER_CHOICES,
             value=defaults.sampler,
-            label="Sampler",
+            label="Speed and quality",
             elem_id="sampler",
             info=service.SAMPLER_CHOICES[defaults.sampler].hint,
         ),
@@ -202,7 +238,8 @@ def advanced_settings(model: service.ModelState) -> dict[str, gr.components.Comp
             "steps",
             "Steps",
             (1, limits.max_steps, defaults.steps),
-            "More steps: finer detail, longer wait. Changing the sampler picks its usual number.",
+            "More steps: finer detail, longer wait. Changing “Speed and quality” picks its usual number. "
+            "For experts: denoising steps.",
         ),
         "num_frames": slider(
             "frames",
@@ -224,16 +261,18 @@ def advanced_settings(model: service.ModelState) -> dict[str, gr.components.Comp
         ),
         "decode_chunk_size": slider(
             "decode-chunk-size",
-            "Frames turned into pictures at once",
+            service.FRAMES_AT_A_TIME,
             (1, limits.max_frames, chunk),
-            "Lower it if the server runs out of memory; higher is faster on a GPU.",
+            "Lower it if the server runs out of memory; higher is faster on a GPU. "
+            "For experts: frames per call of the VAE's decoder.",
         ),
         "quick_preview": gr.Checkbox(
             value=False,
-            label="Quick preview: decode with the tiny decoder (much faster, softer details)",
-            info="This model has no tiny decoder."
+            label="Quick preview: rougher frames, made much faster",
+            info="Not available: this model was set up without the small, fast decoder it needs."
             if no_tiny_decoder
-            else "For a first look; turn it off for the final video.",
+            else "For a first look; turn it off for the final video. For experts: decodes with TAESD, the tiny "
+            "decoder.",
             interactive=not no_tiny_decoder,
             elem_id="quick-preview",
         ),
@@ -327,8 +366,13 @@ def wire(app: FashionFlowApp, page: Page, demo: gr.Blocks, examples: list[Path])
         outputs=[*running, page.photo_message, page.settings_message],
         **QUIET,
     )
-    problem = [page.photo_message, page.settings_message, page.job_status]
-    checked.failure(app.show_problem, inputs=page.inputs(FORM), outputs=problem, **QUIET)
+    problem = checked.failure(
+        app.show_problem,
+        inputs=page.inputs(FORM),
+        outputs=[page.photo_message, page.settings_message, page.job_status],
+        **QUIET,
+    )
+    problem.then(None, js=script("revealProblem"), **PRIVATE)
     generated = checked.success(
         app.generate,
         inputs=page.inputs(FORM),
@@ -344,8 +388,22 @@ def wire(app: FashionFlowApp, page: Page, demo: gr.Blocks, examples: list[Path])
     )
     generated.success(None, js=script("scrollToResult"), **PRIVATE)
     for ended in afterwards(generated):
-        ended(app.after_run, inputs=estimate_inputs, outputs=[*running, page.estimate], **QUIET)
+        after = ended(app.after_run, inputs=estimate_inputs, outputs=[*running, page.estimate], **QUIET)
+        after.then(None, js=script("revealProblem"), **PRIVATE)
     page.job_timer.tick(app.job_status, outputs=page.job_status, queue=False, show_progress="hidden", **PRIVATE)
+    if page.live_preview is not None:
+        # A look at the video taking shape on the status line's clock, outside /generate (whose outputs
+        # stay as they are); the video, an error or Cancel then takes its place.
+        page.job_timer.tick(
+            app.live_preview,
+            inputs=page.show_live_preview,
+            outputs=page.live_preview,
+            queue=False,
+            show_progress="hidden",
+            **PRIVATE,
+        )
+        for finished in (*afterwards(generated), page.cancel.click):
+            finished(app.live_preview_ended, outputs=page.live_preview, queue=False, show_progress="hidden", **PRIVATE)
     model_outputs = [page.model_status, page.generate, page.model_timer, page.estimate]
     page.model_timer.tick(app.model_status, inputs=estimate_inputs, outputs=model_outputs, **QUIET)
     # Each visitor sees the model as it is now, not as it was when the page was built.
@@ -402,8 +460,19 @@ def main(argv: list[str] | None = None) -> None:
     store = service.OutputStore(args.output_dir, max_age_seconds=args.output_ttl)
     store.sweep()
     store.start_sweeper()
-    app = FashionFlowApp(service.prepare_model(args, HERE), store, zero_gpu=on_zero_gpu(), queue_size=args.queue_size)
+    # No live preview on ZeroGPU: the generation runs in a process of its own there, whose latents the page
+    # cannot see.
+    live_previews = service.LivePreviews() if args.live_preview and not on_zero_gpu() else None
+    app = FashionFlowApp(
+        service.prepare_model(args, HERE),
+        store,
+        zero_gpu=on_zero_gpu(),
+        queue_size=args.queue_size,
+        live_previews=live_previews,
+    )
     service.measure_speeds(app.setup, app.speeds, app.device_lock, zero_gpu=on_zero_gpu())
+    if live_previews is not None:
+        service.fit_latent_colours(app.setup, app.device_lock)
     demo = build_demo(app, output_ttl=args.output_ttl, examples=examples)
     demo.queue(max_size=args.queue_size, default_concurrency_limit=1)
     demo.launch(

@@ -4,7 +4,8 @@ The pipeline reports three stages: "denoise" (once per sampler step, counting th
 clips of a chained video), "decode" (once per chunk of frames through the VAE, counting frames)
 and "export" (the video files). `GenerationProgress` turns those
 reports into one fraction for a progress bar and a sentence with the time left, with no
-dependency on any user interface.
+dependency on any user interface. The sentences are for shop staff, in plain words ("Making the
+video: step 3 of 25"), not the stages' technical names.
 """
 
 from __future__ import annotations
@@ -182,13 +183,13 @@ class GenerationProgress:
         if stage == "denoise" and self.clips > 1:
             per_clip = total // self.clips
             clip = min(self.clips, done // per_clip + 1)  # the clip being denoised (the last one when done)
-            what = f"Clip {clip} of {self.clips} · denoising: step {done - (clip - 1) * per_clip} of {per_clip}"
+            what = f"Clip {clip} of {self.clips} · making the video: step {done - (clip - 1) * per_clip} of {per_clip}"
         elif stage == "denoise":
-            what = f"Denoising: step {done} of {total}"
+            what = f"Making the video: step {done} of {total}"  # denoising
         elif stage == "decode":
-            what = f"Decoding frames: {done} of {total}"
+            what = f"Finishing the frames: {done} of {total}"  # decoding the latents into pictures
         elif done < total:
-            what = "Writing the MP4 and GIF"
+            what = "Saving the MP4 and GIF"
         else:
             return "Done"
         if seconds_left is None:

@@ -150,6 +150,22 @@ def test_cancel_button_stops_its_sessions_running_generation(tiny_model, tmp_pat
     assert not list(tmp_path.glob("job-*"))  # the cancelled job's folder is gone
 
 
+def test_the_model_banner_leaves_a_busy_generate_button_alone(tiny_model, tmp_path):
+    """While the first speed measurement runs, the banner is polled every second: it must not turn a
+    session's "Generating…" button back on in the middle of its run."""
+    import gradio as gr
+
+    app = load_app_module()
+    ui = app.FashionFlowApp(tiny_model, service.OutputStore(tmp_path))
+    me = SimpleNamespace(session_hash="me")
+    assert isinstance(ui.model_status(me)[1], gr.Button)
+    token = ui.jobs.start("me")
+    assert ui.model_status(me)[1] == gr.skip()
+    assert isinstance(ui.model_status(SimpleNamespace(session_hash="other"))[1], gr.Button)
+    ui.jobs.finish("me", token)
+    assert isinstance(ui.model_status(me)[1], gr.Button)
+
+
 def test_zero_gpu_runs_the_device_part_with_pickled_arguments_and_a_duration(tiny_model, tmp_path, monkeypatch):
     import gradio as gr
 
@@ -279,7 +295,7 @@ def test_queue_shows_real_places_and_waits_refuses_overflow_and_cancel_stops_the
     earlier_jobs = set(tiny_app.output_dir.glob("job-*"))
     running = client.submit(photo=photo, **slow, api_name="/generate")
     _wait_for(
-        lambda: said(running).startswith("Denoising: step") and "left" in said(running),
+        lambda: said(running).startswith("Making the video: step") and "left" in said(running),
         "the first job to report its steps and the time left",
     )
     job_dirs = list(set(tiny_app.output_dir.glob("job-*")) - earlier_jobs)

@@ -82,10 +82,10 @@ def page(browser, app):
     page.context.close()
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"browser-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     print(f"screenshot: {path}")
     return path
 
@@ -109,6 +109,23 @@ def wait_for_video(page) -> None:
         "() => { const v = document.querySelector('#video video');"
         " return v && v.readyState >= 1 && Number.isFinite(v.duration) && v.duration > 0; }"
     )
+
+
+# Whether an element is entirely within the window (where the visitor is looking).
+IN_VIEW = (
+    "element => { const r = element?.getBoundingClientRect();"
+    " return Boolean(r) && r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight"
+    " && r.left >= 0 && r.right <= window.innerWidth; }"
+)
+
+
+def put_generate_at_the_bottom_of_the_screen(page) -> None:
+    """Scroll as a visitor does who scrolls just far enough to reach Generate."""
+    page.evaluate(
+        "() => { const r = document.querySelector('#generate').getBoundingClientRect();"
+        " window.scrollBy(0, r.bottom - window.innerHeight + 2); }"
+    )
+    page.wait_for_function(f"() => ({IN_VIEW})(document.querySelector('#generate'))")
 
 
 def visible_toasts(page) -> int:
@@ -205,26 +222,47 @@ def test_a_bad_upload_is_explained_once_beside_the_photo_and_cleared_by_a_good_o
     assert page.locator(".error:visible").count() == 0
     screenshot(page, f"bad-upload-{size}")
 
-    page.locator("#generate").scroll_into_view_if_needed()
-    page.click("#generate")  # no photo now: said once, in the same place
-    page.wait_for_function("() => document.querySelector('#photo-message').innerText.includes('upload a photo first')")
-    assert page.get_by_text("Please upload a photo first").count() == 1
-    assert visible_toasts(page) == 0 and not page.locator("#generate").is_disabled()
-
     upload(page, EXAMPLE)
     wait_for_preview(page)
     page.wait_for_function("() => document.querySelector('#photo-message').innerText.trim() === ''")
     page.context.close()
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_a_problem_found_at_generate_is_where_the_visitor_is_looking(browser, app, size, tmp_path):
+    """Issue 18, item 3: the visitor scrolled down to Generate (on a phone the photo is far above) and
+    pressed it: the problem appears under the button and is brought into view, every time."""
+    page = open_page(browser, app.url, size)
+    problem = "#settings-message [role=alert]"
+    for attempt in ("nothing uploaded", "a text file named .jpg", "pressed again"):
+        if attempt == "a text file named .jpg":
+            upload(page, not_a_photo(tmp_path))
+            page.wait_for_function("() => document.querySelector('#photo-message').innerText.includes('not a picture')")
+        put_generate_at_the_bottom_of_the_screen(page)
+        page.click("#generate")
+        page.wait_for_function(f"() => document.querySelector({problem!r})?.innerText.includes('upload a photo first')")
+        page.wait_for_function(f"() => ({IN_VIEW})(document.querySelector({problem!r}))")
+        assert page.evaluate(f"() => ({IN_VIEW})(document.querySelector('#generate'))"), attempt
+        assert page.get_by_text("Please upload a photo first").count() == 1  # said once
+        assert visible_toasts(page) == 0 and not page.locator("#generate").is_disabled()
+    screenshot(page, f"problem-at-generate-{size}", full_page=False)
+    page.context.close()
+
+
 def test_settings_for_people(page):
+    page.click("#advanced")
+    # Plain words first; technical names only at the end of hints, for those who want them.
+    text = page.locator("body").inner_text()
+    for jargon in ("Denoising", "Sampler", "Frames turned into pictures at once", "as the authors did", "1 steps"):
+        assert jargon not in text, jargon
+    assert "For experts: the DPM-Solver++ sampler." in text and text.count("DPM-Solver++") == 1
+
     # A typed seed is meant: "Randomise seed" unticks itself.
     assert page.locator("#randomize-seed input").is_checked()
     page.locator("#seed input").fill("1234")
     page.locator("#seed input").press("Tab")
     page.wait_for_function("() => !document.querySelector('#randomize-seed input').checked")
 
-    page.click("#advanced")
     # Frames only takes even numbers: an odd one becomes the next even one, and the page says so.
     set_slider(page, "frames", 7)
     page.wait_for_function("() => document.querySelector('#frames input[type=number]').value === '8'")
@@ -234,11 +272,11 @@ def test_settings_for_people(page):
     # Samplers named for people, each with a hint; the estimate follows the settings and warns.
     page.click("#sampler input")
     options = [text.split("\n")[-1] for text in page.locator("ul[role=listbox] li").all_inner_texts()]
-    assert "Fast (25 steps)" in options and "Authors' original, 1000 steps, very slow" in options
+    assert "Fast (25 steps)" in options and "Original FashionFlow method (1000 steps, very slow)" in options
     before = page.locator("#estimate").inner_text()
-    page.locator("ul[role=listbox] li", has_text="Authors' original").click()
+    page.locator("ul[role=listbox] li", has_text="Original FashionFlow method").click()
     page.wait_for_function("() => document.querySelector('#steps input[type=number]').value === '1000'")
-    assert "The authors' own sampler" in page.locator("#sampler").inner_text()
+    assert "How the FashionFlow paper's authors made their videos" in page.locator("#sampler").inner_text()
     page.wait_for_function(f"() => document.querySelector('#estimate').innerText !== {before!r}")
     # (Whether that is a "Long wait" depends on this machine's measured speed: tests/test_service_queue.py.)
     after_sampler = page.locator("#estimate").inner_text()
@@ -291,7 +329,7 @@ def test_waiting_visitors_see_their_place_in_words(browser, app):
             set_slider(page, "steps", 400)  # the tiny model: long enough to watch
             set_slider(page, "frames", 8)
         first.click("#generate")
-        first.wait_for_function("() => document.querySelector('#job-status').innerText.includes('Denoising')")
+        first.wait_for_function("() => document.querySelector('#job-status').innerText.includes('Making the video')")
         second.click("#generate")
         second.wait_for_function(
             "() => document.querySelector('#job-status').innerText.includes('Waiting: next in line, about')"
@@ -457,6 +495,150 @@ def no_error_badges_or_toasts(page) -> None:
 
 def example(page, name: str = "Astronaut"):
     return page.locator(f"#examples .gallery-item[aria-label='Example photo: {name}']")
+
+
+# Contrast of Generate's text on its own background, as drawn (its opacity included).
+BUTTON_CONTRAST = """
+button => {
+  const parse = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const style = getComputedStyle(button);
+  const [fg, bg] = [parse(style.color), parse(style.backgroundColor)];
+  const opacity = Number(style.opacity);
+  const seen = fg.slice(0, 3).map((v, i) => opacity * v + (1 - opacity) * 255);  // over the white page
+  const back = bg.slice(0, 3).map((v, i) => opacity * v + (1 - opacity) * 255);
+  const [a, b] = [lum(seen), lum(back)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+"""
+LIVE_FRAMES = "() => [...document.querySelectorAll('#live-preview figure img')]"
+LOOKED_AT_STEP = (
+    "() => Number((document.querySelector('#live-preview figcaption')?.innerText.match(/step (\\d+) of/) || [0, 0])[1])"
+)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_video_takes_shape_on_the_page_while_it_is_made(browser, app, size):
+    """Issue 18, item 9: while the video is made, a few of its frames from the latents, refreshed every
+    few steps, big enough to see, in view under Generate; gone when the run ends."""
+    page = open_page(browser, app.url, size)
+    upload(page, EXAMPLE)
+    wait_for_preview(page)
+    page.click("#advanced")
+    set_slider(page, "steps", 500)  # the tiny model: long enough to watch
+    set_slider(page, "frames", 8)
+    page.locator("#generate").scroll_into_view_if_needed()
+    page.click("#generate")
+    page.wait_for_function(f"() => ({LIVE_FRAMES})().length === 4 && ({LIVE_FRAMES})().every(i => i.naturalWidth > 0)")
+    # Sensible in size whatever the model: 192 pixels high, shown at least 100 pixels wide, within the window.
+    sizes = page.evaluate(f"() => ({LIVE_FRAMES})().map(i => [i.naturalWidth, i.naturalHeight, i.width])")
+    assert all(natural == [192, 192] for *natural, _ in sizes) and all(shown >= 100 for *_, shown in sizes), sizes
+    page.wait_for_function(f"() => ({IN_VIEW})(document.querySelector('#live-preview figure'))")
+    assert page.evaluate(f"() => ({IN_VIEW})(document.querySelector('#generate'))")
+    # Refreshed as the steps go by.
+    first = page.evaluate(LOOKED_AT_STEP)
+    assert 1 <= first <= 500
+    page.wait_for_function(f"() => ({LOOKED_AT_STEP})() > {first}")
+    assert "Rough colours only" in page.locator("#live-preview").inner_text()
+    # The busy Generate button is readable (it was 2.6:1).
+    assert page.locator("#generate").inner_text() == "Generating…"
+    assert page.locator("#generate").evaluate(BUTTON_CONTRAST) >= 4.5
+    screenshot(page, f"live-preview-{size}", full_page=False)
+
+    page.click("#cancel")
+    page.wait_for_function("() => !document.querySelector('#live-preview figure')")
+    page.wait_for_function("() => !document.querySelector('#generate').disabled")
+    assert not page.locator("#live-preview").is_visible()
+    page.context.close()
+
+
+def test_the_live_preview_can_be_turned_off_on_the_page(page):
+    upload(page, EXAMPLE)
+    wait_for_preview(page)
+    page.click("#advanced")
+    page.locator("#show-live-preview input").uncheck()
+    set_slider(page, "steps", 500)
+    set_slider(page, "frames", 8)
+    page.click("#generate")
+    page.wait_for_function(
+        "() => Number((document.querySelector('#job-status').innerText.match(/step (\\d+) of/) || [0, 0])[1]) >= 20"
+    )
+    page.wait_for_timeout(1000)  # two more looks would have come by now
+    assert page.locator("#live-preview figure").count() == 0
+    page.click("#cancel")
+    page.wait_for_function("() => !document.querySelector('#generate').disabled")
+
+
+def test_generate_and_its_estimate_are_in_the_first_screen_on_a_desktop(page):
+    page.wait_for_function("() => document.querySelector('#estimate')?.innerText.trim() !== ''")
+    screenshot(page, "first-screen-desktop", full_page=False)
+    in_first_screen = (
+        f"() => window.scrollY === 0 && ['#generate', '#estimate'].every(s => ({IN_VIEW})(document.querySelector(s)))"
+    )
+    try:  # the layout may still settle (fonts, images) on a busy machine
+        page.wait_for_function(in_first_screen, timeout=10_000)
+    except Exception:
+        boxes = {s: page.locator(s).bounding_box() for s in ("#model-status", "#fit", "#generate", "#estimate")}
+        raise AssertionError(f"Generate or its estimate below the fold at 1440 x 900: {boxes}") from None
+
+
+ACTIVE = (
+    "() => { const a = document.activeElement; return a === document.body ? 'body' : (a.id || a.closest('[id]')?.id); }"
+)
+
+
+def test_keyboard_framing_is_one_radio_group_and_focus_stays_in_place(page, tmp_path):
+    """Issue 18, item 6: the Framing choices are one radio group; the keyboard's place survives an upload
+    and Generate; the video and the framed preview carry no unnamed links."""
+    tall = tmp_path / "full-length.png"
+    Image.new("RGB", (300, 900), "white").save(tall)
+    # Upload with the keyboard: the drop zone, Enter, a file. Focus stays with the photo.
+    page.locator("#photo button.upload-container").focus()
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(tall))
+    wait_for_preview(page)
+    page.wait_for_function(f"() => ({ACTIVE})() === 'photo'")
+    page.wait_for_timeout(500)
+    assert page.evaluate(ACTIVE) == "photo"
+
+    # One Tab stop for the three choices, and the arrow keys choose (the page hears it: Crop's note).
+    page.locator("#fit input:checked").focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('#fit input[value=crop]').checked")
+    page.wait_for_function("() => document.querySelector('#photo-message').innerText.includes('head or the feet')")
+    page.keyboard.press("Tab")  # the next group, Length: one stop too
+    assert page.evaluate("() => document.activeElement.closest('#length') !== null")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "generate"
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("() => document.activeElement.value") == "crop"
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => document.querySelector('#photo-message').innerText.trim() === ''")
+
+    # Generate with Enter: while it works the keyboard is on Cancel, and it stays there afterwards.
+    page.click("#advanced")
+    set_slider(page, "steps", 2)
+    set_slider(page, "frames", 4)
+    page.locator("#generate").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#generate').disabled")
+    page.wait_for_function(f"() => ({ACTIVE})() === 'cancel'")
+    wait_for_video(page)
+    page.wait_for_function("() => !document.querySelector('#generate').disabled")
+    page.wait_for_timeout(500)
+    assert page.evaluate(ACTIVE) == "cancel"
+
+    unnamed = page.evaluate(
+        "() => [...document.querySelectorAll('a')].filter(a => a.getClientRects().length"
+        " && !(a.getAttribute('aria-label') || a.title || a.innerText.trim())).map(a => a.outerHTML.slice(0, 80))"
+    )
+    assert unnamed == []
+    assert page.locator("#video a, #preview a").count() == 0
 
 
 @pytest.mark.skipif(

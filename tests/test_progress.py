@@ -31,12 +31,12 @@ def test_progress_time_left_from_measured_rates():
     # 2 s per step measured between steps (the set-up before step 1 is not counted), 7 steps to go,
     # decode and export estimated from the step time: 7 * 2 + 16 * 0.06 * 2 + 2 * 0.5 * 2
     assert third.seconds_left == pytest.approx(14 + 1.92 + 2)
-    assert "Denoising: step 3 of 10 · about 18 s left" == third.desc
+    assert "Making the video: step 3 of 10 · about 18 s left" == third.desc
     clock.now += 14.0
     progress.update("denoise", 10, 10)
     clock.now += 0.5
     decode = progress.update("decode", 8, 16)
-    assert decode.desc.startswith("Decoding frames: 8 of 16")
+    assert decode.desc.startswith("Finishing the frames: 8 of 16")
     clock.now += 0.5
     decode = progress.update("decode", 16, 16)
     fractions = [third.fraction, decode.fraction]
@@ -49,20 +49,20 @@ def test_progress_time_left_from_measured_rates():
 
 def test_progress_before_any_step_is_honest_about_the_time_left():
     progress = GenerationProgress(steps=25, num_frames=70, clock=FakeClock())
-    assert progress.update("denoise", 0, 25).desc == "Denoising: step 0 of 25 · estimating the time left"
+    assert progress.update("denoise", 0, 25).desc == "Making the video: step 0 of 25 · estimating the time left"
 
 
 def test_progress_of_a_chained_video_names_the_clip():
     clock = FakeClock()
     progress = GenerationProgress(steps=4, num_frames=28, clips=3, clock=clock)
     clock.now += 1
-    assert progress.update("denoise", 1, 12).desc.startswith("Clip 1 of 3 · denoising: step 1 of 4 · ")
+    assert progress.update("denoise", 1, 12).desc.startswith("Clip 1 of 3 · making the video: step 1 of 4 · ")
     clock.now += 10
     middle = progress.update("denoise", 6, 12)  # 2 s per step: 6 steps, 28 frames and 2 files left
-    assert middle.desc == f"Clip 2 of 3 · denoising: step 2 of 4 · {format_seconds(6 * 2 + 28 * 0.12 + 2)} left"
+    assert middle.desc == f"Clip 2 of 3 · making the video: step 2 of 4 · {format_seconds(6 * 2 + 28 * 0.12 + 2)} left"
     assert middle.fraction == pytest.approx(6 / (12 + 28 * 0.06 + 2 * 0.5))
     clock.now += 12
-    assert progress.update("denoise", 12, 12).desc.startswith("Clip 3 of 3 · denoising: step 4 of 4")
+    assert progress.update("denoise", 12, 12).desc.startswith("Clip 3 of 3 · making the video: step 4 of 4")
     assert progress.timings().step_seconds == pytest.approx(2.0)  # per step of one clip
 
 

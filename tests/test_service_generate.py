@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -68,7 +69,11 @@ def test_generation_writes_playable_mp4_and_gif_with_progress(tiny_model, tmp_pa
     fractions = [u.fraction for u in updates]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     descs = " | ".join(u.desc for u in updates)
-    assert "Denoising: step 1 of 2" in descs and "Decoding frames" in descs and "Writing the MP4 and GIF" in descs
+    assert (
+        "Making the video: step 1 of 2" in descs
+        and "Finishing the frames" in descs
+        and "Saving the MP4 and GIF" in descs
+    )
     assert "Seed used: **7**" in result.summary_markdown()
 
 
@@ -83,11 +88,18 @@ def test_a_longer_video_reports_its_clips(tiny_model, tmp_path):
     )
     assert probe_video(result.mp4).frames == Image.open(result.gif).n_frames == 11  # 2 x (6 - 1) + 1
     descs = [u.desc for u in updates]
-    assert any(d.startswith("Clip 1 of 2 · denoising: step 1 of 2") for d in descs)
-    assert any(d.startswith("Clip 2 of 2 · denoising: step 2 of 2") for d in descs)
+    assert any(d.startswith("Clip 1 of 2 · making the video: step 1 of 2") for d in descs)
+    assert any(d.startswith("Clip 2 of 2 · making the video: step 2 of 2") for d in descs)
     assert "11 frames at 25 fps (0.4 s, 2 clips)" in result.summary_markdown()
     fractions = [u.fraction for u in updates]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_the_summary_is_in_plain_words():
+    one_step = service.GenerationResult(Path("a.mp4"), Path("a.gif"), fast_settings(steps=1, num_frames=8), 3.2)
+    assert "Fast, 1 step · 8 frames at 25 fps (0.3 s) · made in 4 s" in one_step.summary_markdown()
+    careful = service.GenerationResult(Path("a.mp4"), Path("a.gif"), fast_settings(sampler="ddim", steps=50), 1.0)
+    assert "Careful, 50 steps" in careful.summary_markdown()
 
 
 def test_same_seed_same_video(tiny_model, tmp_path):
@@ -107,14 +119,14 @@ def test_cancel_stops_the_pipeline_at_the_next_step(tiny_model, tmp_path):
 
     def report(update):
         seen.append(update.desc)
-        if update.desc.startswith("Denoising: step 1 "):
+        if update.desc.startswith("Making the video: step 1 "):
             token.cancel()
 
     with pytest.raises(service.GenerationCancelled):
         service.run_generation(
             tiny_model.pipeline, service.read_photo(EXAMPLE), fast_settings(steps=10), tmp_path / "job", token, report
         )
-    assert not any(desc.startswith("Denoising: step 2 ") for desc in seen)
+    assert not any(desc.startswith("Making the video: step 2 ") for desc in seen)
     assert not (tmp_path / "job").exists()
 
 
@@ -149,7 +161,7 @@ def test_out_of_memory_becomes_advice_and_the_next_run_works(tiny_model, tmp_pat
     job.mkdir()
     with pytest.raises(service.OutOfMemoryError, match="The GPU ran out of memory making 6 frames") as caught:
         service.run_generation(_PipelineThatRunsOutOfMemory(), service.read_photo(EXAMPLE), fast_settings(), job)
-    assert "fewer frames or a smaller decode chunk size" in str(caught.value)
+    assert "fewer frames or fewer “Frames finished at a time”" in str(caught.value)
     assert caught.value.__context__ is None  # the failed run's tensors are not kept alive by the error
     assert not job.exists()
     assert service.run_generation(tiny_model.pipeline, service.read_photo(EXAMPLE), fast_settings(), tmp_path / "again")

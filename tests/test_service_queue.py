@@ -29,7 +29,7 @@ def test_places_and_waits_come_from_the_running_jobs_progress_and_the_estimates_
     clock.now += 30
     assert queue.place(running) is None  # running: no place in line
     assert queue.place(second) == service.Place(position=1, wait_seconds=70)  # estimate minus time spent
-    running.update = ProgressUpdate(0.5, "Denoising", seconds_left=40)  # measured beats estimated
+    running.update = ProgressUpdate(0.5, "Making the video", seconds_left=40)  # measured beats estimated
     assert queue.place(third) == service.Place(position=2, wait_seconds=100)
     assert queue.place(third).describe() == "Waiting: 2nd in line, about 2 min"
     queue.leave(second)  # someone ahead leaves: everyone behind moves up at once

@@ -64,8 +64,13 @@ def test_out_of_range_settings_are_refused_with_the_allowed_range(overrides, mes
 
 
 def test_the_pages_names_for_samplers_and_framing_are_accepted_too():
-    s = service.validate_settings(sampler="Authors' original, 1000 steps, very slow", fit="Crop: fill the frame")
+    s = service.validate_settings(
+        sampler="Original FashionFlow method (1000 steps, very slow)", fit="Crop: fill the frame"
+    )
     assert (s.sampler, s.steps, s.fit) == ("ddpm", 1000, "crop")
+    # ... and the names earlier versions of the page showed, which API callers may still send.
+    s = service.validate_settings(sampler="Authors' original, 1000 steps, very slow", fit="Stretch: as the authors did")
+    assert (s.sampler, s.fit) == ("ddpm", "stretch")
     assert set(service.SAMPLER_CHOICES) == {"dpm++", "unipc", "ddim", "ddpm"}  # every sampler has a name and hint
     assert all(choice.hint for choice in service.SAMPLER_CHOICES.values())
 

@@ -22,7 +22,7 @@ import PIL.Image
 from .. import service
 from ..progress import ProgressUpdate, format_seconds
 from ..schedulers import DEFAULT_SAMPLER, SAMPLERS, default_steps
-from .html import estimate_html, job_html, message_html, note_html, status_html
+from .html import estimate_html, job_html, live_preview_html, message_html, note_html, status_html
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ def estimate_form(*values: Any) -> Form:
 
 class PageEvents:
     """The page's event handlers. `on_gpu`, on ZeroGPU, wraps the work that needs the GPU
-    (`spaces.GPU`), with the seconds to reserve from `gpu_seconds`."""
+    (`spaces.GPU`), with the seconds to reserve from `gpu_seconds`. `live_previews`, when given,
+    keeps each running generation's latents for the page's live preview (None: no live preview)."""
 
     def __init__(
         self,
@@ -99,12 +100,14 @@ class PageEvents:
         queue_size: int = 16,
         speeds: service.SpeedBook | None = None,
         on_gpu: Callable | None = None,
+        live_previews: service.LivePreviews | None = None,
     ):
         self.setup = model if isinstance(model, service.ModelSetup) else service.ModelSetup(model)
         self.store = store
         self.jobs = jobs or service.JobRegistry()
         self.queue = service.DeviceQueue(max_waiting=queue_size)
         self.speeds = speeds or service.SpeedBook()
+        self.live_previews = live_previews
         # One pipeline, one device: a cancelled run may still be finishing its current step
         # when the next one starts, and this lock makes the next one wait for it.
         self.device_lock = threading.Lock()
@@ -180,7 +183,7 @@ class PageEvents:
     # generating ------------------------------------------------------------------------------------------------
 
     def check_request(self, *form: Any) -> tuple:
-        """Generate pressed on the page: problems are shown beside their cause (by `show_problem`)
+        """Generate pressed on the page: problems are shown under the button (by `show_problem`)
         and stop here; otherwise Generate turns busy and the status line starts following the job."""
         try:
             self._checked(Form(*form))
@@ -190,13 +193,12 @@ class PageEvents:
         return busy, gr.Timer(active=True), job_html("Starting…", 0.0), "", ""
 
     def show_problem(self, *form: Any) -> tuple:
-        """What stopped Generate, beside the photo or the settings; the status line, which told how the
-        previous run ended, is emptied (it shows the latest outcome only, and this one is the problem).
-        Returns (photo message, settings message, status line)."""
+        """What stopped Generate, under the button, where the visitor is looking (app.js brings it into
+        view): a photo problem too, as the message beside the photo is about its upload and may be out of
+        sight. The status line, which told how the previous run ended, is emptied (it shows the latest
+        outcome only, and this one is the problem). Returns (photo message, settings message, status line)."""
         try:
             self._checked(Form(*form))
-        except service.PhotoError as error:
-            return message_html(str(error)), "", ""
         except service.ServiceError as error:
             return gr.skip(), message_html(str(error)), ""
         return gr.skip(), gr.skip(), gr.skip()
@@ -332,6 +334,28 @@ class PageEvents:
         update = ticket.update or ProgressUpdate(0.0, "Starting")
         return job_html(update.desc, update.fraction)
 
+    def live_preview(self, show: bool, request: gr.Request) -> str:
+        """A look at this session's video taking shape (polled while it runs): new frames when a step has
+        ended since the last look (within the looks' budget), nothing new otherwise; empty when the
+        visitor turned it off."""
+        session = getattr(request, "session_hash", None)
+        if self.live_previews is None:
+            return gr.skip()
+        if not show:
+            self.live_previews.hidden(session)
+            return ""
+        try:
+            look = self.live_previews.look(session)
+        except Exception:  # a look that failed is skipped; the video goes on
+            logger.exception("Making the live preview failed")
+            return gr.skip()
+        return gr.skip() if look is None else live_preview_html(look)
+
+    @staticmethod
+    def live_preview_ended() -> str:
+        """The run ended (the video, an error or a cancel takes the preview's place): no more looks."""
+        return ""
+
     def after_run(self, request: gr.Request, *estimate: Any) -> tuple:
         """Generate is free again; the status line says how the run ended; the estimate has learnt.
         Returns (Generate, status timer, status line, estimate)."""
@@ -374,12 +398,14 @@ class PageEvents:
 
     # the model ----------------------------------------------------------------------------------------------------
 
-    def model_status(self, *estimate: Any) -> tuple:
-        """The model banner, Generate, the banner's timer (on while preparing) and the estimate."""
+    def model_status(self, request: gr.Request, *estimate: Any) -> tuple:
+        """The model banner, Generate, the banner's timer (on while preparing) and the estimate. Generate is
+        left alone while this session's video is being made (it is "Generating…", off, until the run ends)."""
         status = self.setup.status()
+        generating = self.jobs.running(getattr(request, "session_hash", None)) > 0
         return (
             status_html(status),
-            gr.Button(interactive=status.can_generate),
+            gr.skip() if generating else gr.Button(interactive=status.can_generate),
             gr.Timer(active=self.still_changing(status)),
             self.estimate(estimate_form(*estimate)),
         )
@@ -410,6 +436,8 @@ class PageEvents:
             progress(update.fraction, desc=update.desc)
 
         model = self.model
+        session = ticket.session if ticket is not None else None
+        watch = self.live_previews.watcher(session) if self.live_previews is not None and ticket is not None else None
         try:
             return service.run_generation(
                 model.pipeline,
@@ -420,11 +448,15 @@ class PageEvents:
                 report,
                 lock=self.device_lock,
                 untrained=model.untrained,
+                watch=watch,
             )
         except service.GenerationCancelled:
             return None
         except Exception as error:  # disk full, out of memory, anything: a titled sentence, details in the log
             raise gr_error(service.as_service_error(error, "making the video")) from None
+        finally:
+            if watch is not None:
+                self.live_previews.forget(session)
 
 
 def _outcome_kind(error: service.ServiceError) -> str:

@@ -3,9 +3,10 @@ roles and labels screen readers need. The look is app.css's (the `ff-` classes).
 
 from __future__ import annotations
 
+import base64
 import html
 
-from ..service import ModelStatus
+from ..service import Look, ModelStatus
 
 
 def message_html(text: str) -> str:
@@ -53,3 +54,18 @@ def status_html(status: ModelStatus) -> str:
         summary = "Details" if status.can_generate else "Details for the operator"
         parts.append(f"<details><summary>{summary}</summary><pre>{html.escape(status.details)}</pre></details>")
     return f'<div class="ff-banner {style}">{"".join(parts)}</div>'
+
+
+def live_preview_html(look: Look) -> str:
+    """A few frames of the video taking shape, inline (no files to clean up); they wrap to two rows on a
+    phone. Not a live region: screen readers hear the status line."""
+    pictures = "".join(
+        f'<img src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode("ascii")}" '
+        f'alt="Frame {index + 1} of {look.num_frames}, after step {look.step} of {look.steps}">'
+        for index, jpeg in look.frames
+    )
+    caption = f"Taking shape: step {look.step} of {look.steps}. Rough colours only: the finished video is sharper."
+    return (
+        f'<figure class="ff-live"><div class="ff-live-frames">{pictures}</div>'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )

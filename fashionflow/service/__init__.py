@@ -14,6 +14,7 @@ One module per concern:
     outputs    OutputStore (job folders, swept after a while)
     zerogpu    gpu_seconds_estimate (the GPU time a ZeroGPU call reserves)
     generate   run_generation, GenerationResult, out_of_memory_message (one generation, start to files)
+    live_preview  LivePreviews, fit_latent_colours (the video taking shape: each session's latest latents)
     setup      ModelSetup, prepare_model (the model, or how far fetching it has got; tried again after a failure)
     launch     LaunchSettings, env_defaults, build_arg_parser (command line and environment variables)
     boundary   as_service_error (any exception as a titled sentence; unexpected ones logged with a reference)
@@ -46,17 +47,20 @@ from .estimate import LONG_RUN_SECONDS, Estimate, SpeedBook, Speeds, calibrate, 
 from .generate import UNTRAINED_CAPTION, GenerationResult, ProgressReport, out_of_memory_message, run_generation
 from .jobs import JobRegistry, Outcome
 from .launch import LaunchSettings, build_arg_parser, env_defaults, parse_positive_int, positive_int_argument
+from .live_preview import LOOK_BUDGET, LatentSnapshot, LivePreviews, Look, fit_latent_colours
 from .model import PUBLISHED_FRAME_SIZE, ModelState, load_model, resolve_model_name
 from .outputs import OutputStore, default_output_dir
 from .photo import crop_note, example_photos, photo_label, preview_photo, read_photo
 from .queue import DeviceQueue, Place, QueueFullError, Ticket
 from .settings import (
     FIT_CHOICES,
+    FRAMES_AT_A_TIME,
     LIMITS,
     SAMPLER_CHOICES,
     Choice,
     GenerationSettings,
     Limits,
+    count,
     length_choices,
     nearest_even_frames,
     random_seed,
@@ -84,7 +88,9 @@ from .zerogpu import (
 
 __all__ = [
     "FIT_CHOICES",
+    "FRAMES_AT_A_TIME",
     "LIMITS",
+    "LOOK_BUDGET",
     "LONG_RUN_SECONDS",
     "PUBLISHED_FRAME_SIZE",
     "SAMPLER_CHOICES",
@@ -106,6 +112,9 @@ __all__ = [
     "GenerationResult",
     "GenerationSettings",
     "JobRegistry",
+    "LatentSnapshot",
+    "LivePreviews",
+    "Look",
     "LaunchSettings",
     "Limits",
     "ModelSetup",
@@ -129,10 +138,12 @@ __all__ = [
     "as_service_error",
     "build_arg_parser",
     "calibrate",
+    "count",
     "crop_note",
     "default_output_dir",
     "env_defaults",
     "example_photos",
+    "fit_latent_colours",
     "gpu_seconds_estimate",
     "is_out_of_memory",
     "length_choices",

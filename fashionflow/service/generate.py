@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import threading
@@ -19,7 +20,10 @@ from ..progress import GenerationProgress, ProgressUpdate, StageTimings, format_
 from ..video import boomerang, export_video
 from .cancel import CancelToken, stops_inside
 from .errors import GenerationCancelled, OutOfMemoryError
-from .settings import GenerationSettings
+from .live_preview import LatentSnapshot, Watcher
+from .settings import FRAMES_AT_A_TIME, SAMPLER_CHOICES, GenerationSettings, count
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,10 @@ class GenerationResult:
         length = s.output_frames / s.fps
         loop = ", looping" if s.loop else ""
         clips = f", {s.num_clips} clips" if s.num_clips > 1 else ""
-        preview = " · quick preview (tiny decoder)" if s.decoder == "tiny" else ""
+        preview = " · quick preview" if s.decoder == "tiny" else ""
+        method = SAMPLER_CHOICES[s.sampler].short
         summary = (
-            f"Seed used: **{s.seed}** · {s.sampler}, {s.steps} steps · {s.output_frames} frames at {s.fps} fps "
+            f"Seed used: **{s.seed}** · {method}, {count(s.steps, 'step')} · {s.output_frames} frames at {s.fps} fps "
             f"({length:.1f} s{clips}{loop}){preview} · made in {format_seconds(self.seconds).removeprefix('about ')}"
         )
         if self.untrained:
@@ -56,10 +61,31 @@ def out_of_memory_message(settings: GenerationSettings, device: str) -> str:
     """What to change when a generation ran out of memory, with its own numbers."""
     where = "The GPU" if device.startswith(("cuda", "mps")) else "The computer"
     return (
-        f"{where} ran out of memory making {settings.num_frames} frames, decoding {settings.decode_chunk_size} "
-        "at a time. Open Advanced and choose fewer frames or a smaller decode chunk size, or try again "
+        f"{where} ran out of memory making {settings.num_frames} frames, finishing {settings.decode_chunk_size} "
+        f"at a time. Open Advanced and choose fewer frames or fewer “{FRAMES_AT_A_TIME}”, or try again "
         "when fewer videos are being made."
     )
+
+
+def _step_watcher(pipeline: Any, settings: GenerationSettings, watch: Watcher | None) -> Callable | None:
+    """The pipeline's `callback_on_step_end` that hands `watch` each step's latents (None: no watching).
+    The map to colours is the model's, fitted once (at load, by `fit_latent_colours`, or else here)."""
+    if watch is None:
+        return None
+    from ..latent_preview import latent_colours
+    from ..pipeline import execution_device
+
+    try:
+        colours = latent_colours(pipeline.vae, execution_device(pipeline))
+    except Exception:  # a video without a live preview, rather than no video
+        logger.exception("Fitting the live preview's colours failed; making the video without it")
+        return None
+
+    def step_ended(pipe: Any, index: int, timestep: Any, tensors: dict) -> dict:
+        watch(LatentSnapshot(tensors["latents"], index + 1, settings.steps, colours))
+        return {}  # the latents go on unchanged
+
+    return step_ended
 
 
 def run_generation(
@@ -71,6 +97,7 @@ def run_generation(
     report: ProgressReport | None = None,
     lock: threading.Lock | None = None,
     untrained: bool = False,
+    watch: Watcher | None = None,
 ) -> GenerationResult:
     """Make the video for `image`, write it as MP4 and GIF into `job_dir`, and return the paths.
 
@@ -80,7 +107,8 @@ def run_generation(
     step, decode chunk and file) and `OutOfMemoryError` with advice when memory runs out; `job_dir`
     is removed on any failure.
     `untrained` puts "untrained" in the file names and a caption in the summary, so that a shared
-    video or link never passes noise off as a result.
+    video or link never passes noise off as a result. `watch`, when given, is handed the latents
+    after every step (`LatentSnapshot`), for the page's live preview.
     """
     import torch
 
@@ -113,6 +141,7 @@ def run_generation(
                     decode_chunk_size=settings.decode_chunk_size,
                     progress=on_progress,
                     decoder=settings.decoder,
+                    callback_on_step_end=_step_watcher(pipeline, settings, watch),
                 )
             frames = output.frames[0]
             del output

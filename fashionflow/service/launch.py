@@ -41,6 +41,13 @@ class LaunchSettings(ModelSettings):
     examples: str | None = option(
         None, "folder of example photos shown under the form (default: the app's examples/)", env="FASHIONFLOW_EXAMPLES"
     )
+    live_preview: bool = option(
+        True,
+        "show visitors the video taking shape while it is made: a few frames coloured straight from the model's "
+        "working state every few steps (on by default; costs under 5%% of a video's time)",
+        on_and_off=True,
+        env="FASHIONFLOW_LIVE_PREVIEW",
+    )
     auto_download: bool = option(
         False,
         "when the published weights are missing, fetch and convert them in the background (on by default on "

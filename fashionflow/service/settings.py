@@ -66,20 +66,33 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class Choice:
-    """A setting's value as people see it: a name and a one-line hint."""
+    """A setting's value as people see it: a name in plain words and a one-line hint, whose last
+    sentence ("For experts: ...") gives the technical name. `former` holds labels of earlier versions,
+    which API callers may still send."""
 
     label: str
     hint: str
+    former: tuple[str, ...] = ()
+
+    @property
+    def short(self) -> str:
+        """The label without its parenthesis: "Fast (25 steps)" -> "Fast" (for the summary, where the steps are given)."""
+        return self.label.split(" (")[0]
 
 
 # The samplers named for people; the API keeps taking the short names (and these labels too).
 SAMPLER_CHOICES = {
-    "dpm++": Choice("Fast (25 steps)", "Recommended: good videos in few steps (DPM-Solver++)."),
-    "unipc": Choice("Fast, alternative (25 steps)", "About as fast as Fast; try it if a video looks off (UniPC)."),
-    "ddim": Choice("Careful (50 steps)", "Twice the work of Fast, for smoother detail (DDIM)."),
+    "dpm++": Choice("Fast (25 steps)", "Recommended: good videos in few steps. For experts: the DPM-Solver++ sampler."),
+    "unipc": Choice(
+        "Fast, alternative (25 steps)",
+        "About as fast as Fast; try it if a video looks off. For experts: the UniPC sampler.",
+    ),
+    "ddim": Choice("Careful (50 steps)", "Twice the work of Fast, for smoother detail. For experts: the DDIM sampler."),
     "ddpm": Choice(
-        "Authors' original, 1000 steps, very slow",
-        "The authors' own sampler: 40 times the work of Fast, for comparing with their videos (DDPM).",
+        "Original FashionFlow method (1000 steps, very slow)",
+        "How the FashionFlow paper's authors made their videos: 40 times the work of Fast, for comparing with "
+        "theirs. For experts: their 1000-step DDPM sampler.",
+        former=("Authors' original, 1000 steps, very slow",),
     ),
 }
 
@@ -87,7 +100,11 @@ SAMPLER_CHOICES = {
 FIT_CHOICES = {
     "pad": Choice("Pad: keep the whole photo", "The whole photo, with the margins filled in its border colour."),
     "crop": Choice("Crop: fill the frame", "Fills the frame and cuts what sticks out; may cut off the head or feet."),
-    "stretch": Choice("Stretch: as the authors did", "Squeezes the photo into the frame, as the authors' code did."),
+    "stretch": Choice(
+        "Stretch: squeeze to fit",
+        "Squeezes the photo into the frame, as the code of the FashionFlow paper's authors does.",
+        former=("Stretch: as the authors did",),
+    ),
 }
 
 
@@ -98,6 +115,15 @@ def length_choices(limits: Limits | None = None) -> list[tuple[str, int]]:
         (f"{chained_frames(DEFAULT_NUM_FRAMES, clips) / DEFAULT_FPS:.0f} s", clips)
         for clips in range(1, limits.max_clips + 1)
     ]
+
+
+# The page's name for `decode_chunk_size`; the out-of-memory advice names it in the same words.
+FRAMES_AT_A_TIME = "Frames finished at a time"
+
+
+def count(number: int, noun: str) -> str:
+    """A number of things in words: "1 step", "25 steps"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def random_seed(limits: Limits = LIMITS, rng: random.Random | None = None) -> int:
@@ -161,10 +187,10 @@ def validate_settings(
 
 
 def _value_for_label(value: Any, choices: dict[str, Choice]) -> Any:
-    """A label shown on the page ("Fast (25 steps)") stands for its value ("dpm++")."""
+    """A label shown on the page ("Fast (25 steps)"), now or in an earlier version, stands for its value ("dpm++")."""
     if isinstance(value, str):
         for key, shown in choices.items():
-            if value.strip().lower() == shown.label.lower():
+            if value.strip().lower() in (label.lower() for label in (shown.label, *shown.former)):
                 return key
     return value
 
