@@ -86,7 +86,9 @@ def test_the_estimate_is_for_what_the_page_will_send(tiny_model, tmp_path):
     ui = app.FashionFlowApp(tiny_model, service.OutputStore(tmp_path))
     speeds = {"setup": (1.0, 0.0), "denoise": (0.0, 0.01), "decode-full": (0.1, 0.2), "export": (0.5, 0.01)}
     ui.speeds.prior = service.Speeds(speeds)
-    usual = dict(sampler="dpm++", steps=25, num_frames=70, fps=25, loop=False, decode_chunk_size=1, quick_preview=False)
+    usual = dict(
+        sampler="dpm++", steps=25, num_frames=70, fps=25, loop=False, decode_chunk_size=1, quick_preview=False, clips=1
+    )
 
     def shown(**changes) -> str:
         form = {**usual, **changes}
@@ -332,7 +334,7 @@ job = client.submit(photo=handle_file(sys.argv[2]), fit="pad", seed=7, randomize
 def said():
     progress = job.status().progress_data
     return progress[-1].desc if progress else ""
-while not said().startswith(("Denoising", "Waiting:")):
+while not said().startswith(("Making the video", "Waiting:")):
     time.sleep(0.1)
 print(said(), flush=True)
 time.sleep(600)
@@ -360,7 +362,7 @@ def test_api_clients_that_are_killed_leave_the_line(tiny_app, client, tmp_path):
     running = start_client()
     waiting = None
     try:
-        assert running.stdout.readline().startswith("Denoising")
+        assert running.stdout.readline().startswith("Making the video")
         (running_job,) = set(tiny_app.output_dir.glob("job-*")) - earlier_jobs
         waiting = start_client()
         assert waiting.stdout.readline().startswith("Waiting: next in line")

@@ -387,7 +387,7 @@ def test_visitors_who_leave_leave_the_line(browser, app):
         ready_to_generate(page, steps=1000, frames=8)  # minutes with the tiny model on this machine
     before = job_folders(app)
     running.click("#generate")
-    status_says(running, "Denoising")
+    status_says(running, "Making the video")
     (running_job,) = job_folders(app) - before
     reloading.click("#generate")
     status_says(reloading, "Waiting: next in line")
@@ -398,7 +398,7 @@ def test_visitors_who_leave_leave_the_line(browser, app):
     status_says(offline, "Waiting: next in line", timeout=LEFT_WITHIN_S * 1000)
     running.context.close()  # the running visitor closes the tab: their job stops, the next one starts
     wait_until(lambda: not running_job.exists(), "the closed tab's job to stop", LEFT_WITHIN_S)
-    status_says(offline, "Denoising", timeout=LEFT_WITHIN_S * 1000)
+    status_says(offline, "Making the video", timeout=LEFT_WITHIN_S * 1000)
     (offline_job,) = job_folders(app) - before
     line.cut()  # the last one's connection drops
     wait_until(lambda: not offline_job.exists(), "the lost connection's job to stop", LEFT_WITHIN_S)

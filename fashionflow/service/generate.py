@@ -81,8 +81,10 @@ def _step_watcher(pipeline: Any, settings: GenerationSettings, watch: Watcher | 
         logger.exception("Fitting the live preview's colours failed; making the video without it")
         return None
 
+    steps = settings.num_clips * settings.steps  # a chained video's steps are counted over its clips
+
     def step_ended(pipe: Any, index: int, timestep: Any, tensors: dict) -> dict:
-        watch(LatentSnapshot(tensors["latents"], index + 1, settings.steps, colours))
+        watch(LatentSnapshot(tensors["latents"], index + 1, steps, colours))
         return {}  # the latents go on unchanged
 
     return step_ended
