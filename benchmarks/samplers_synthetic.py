@@ -123,7 +123,8 @@ def main() -> None:
         f"({prediction_type}); {args.threads} CPU thread(s), load average {os.getloadavg()[0]:.1f}\n"
     )
     print(
-        "| sampler, steps | colour error (0-255) | motion energy (x real) | RMS distance to DDPM 1000 | s per video |"
+        f"| sampler, steps | colour error (0-255) | motion energy (x real) | RMS distance to {row_name(reference_row)} "
+        "| s per video |"
     )
     print("|---|---:|---:|---:|---:|")
     for name, m in measured.items():

@@ -1,18 +1,21 @@
-"""Proof that `fashionflow train` learns, on a CPU, in about 25 minutes: a small FashionFlow on synthetic clips.
+"""Proof that `fashionflow train` learns, on a CPU, in under an hour: a small FashionFlow on synthetic clips.
 
-    nice -n 10 python benchmarks/train_synthetic.py            # the full run (about 25 min on 2 cores)
-    python benchmarks/train_synthetic.py --quick               # a 2-minute smoke run of every stage
-    nice -n 10 python benchmarks/train_synthetic.py --resume --train-minutes 20   # train the same run further
-    nice -n 10 python benchmarks/train_synthetic.py --prediction-type epsilon --output OUT   # the noise objective
+    nice -n 10 python benchmarks/train_synthetic.py            # the full run, v-prediction (see README for times)
+    python benchmarks/train_synthetic.py --quick               # a few-minute smoke run of every stage
+    nice -n 10 python benchmarks/train_synthetic.py --resume --train-steps 1000   # train the same run further
+    nice -n 10 python benchmarks/train_synthetic.py --prediction-type epsilon --vae benchmarks/results/train_synthetic \
+        --output OUT                                           # the noise objective, same clips, VAE and budget
 
 Stages, all in-process and nothing downloaded:
 1. Synthetic clips (`fashionflow.training.synthetic`): a dressed figure turning and posing on a plain
    background, each clip its own garment colours; some clips are held out.
-2. A small diffusers AutoencoderKL trained on their frames for a few minutes (videos one can look at
-   need a VAE that reconstructs these frames; Stable Diffusion's cannot be downloaded here).
+2. A small diffusers AutoencoderKL trained on their frames for `--vae-steps` (videos one can look at, and a
+   colour one can measure, need a VAE that reconstructs these frames; Stable Diffusion's cannot be downloaded
+   here), or `--vae` the one of an earlier run. Its own round trip of the held-out clips is measured too: the
+   floor of every colour error below.
 3. A small pipeline: that VAE, a tiny random CLIP (frozen, as in the paper), a small U-Net + adapter
    with fresh weights -> OUT/untrained/ (also the starting point of training).
-4. `prepare` the clips, `train` (the project's own code, as the CLI runs it) for a bounded time -> OUT/trained/,
+4. `prepare` the clips, `train` (the project's own code, as the CLI runs it) for `--train-steps` -> OUT/trained/,
    predicting what `--prediction-type` says (default: train's own choice, v_prediction from these fresh weights).
 5. Measures, trained against untrained: the objective of the run's prediction type on training and held-out
    clips (same timesteps and noise for both), and on videos sampled from held-out stills: the colour error of
@@ -20,12 +23,12 @@ Stages, all in-process and nothing downloaded:
 
 Output (default benchmarks/results/train_synthetic/): results.json, strip.png, trained/ and untrained/
 (pipeline folders, `--model` loads them), heldout_videos/ (the held-out real clips as MP4), samples/.
+Training is bounded by steps, so that two runs on a shared machine compare; the minutes are recorded too.
 
 `--resume` continues an earlier run in OUT instead of starting over: the same clips (re-synthesised from
 the recorded seed and checked against the MP4s written then), VAE, prepared data and run (`train
---resume latest`, for `--train-minutes` more), then measures and draws the strip again. The data
-settings are the recorded ones; results.json adds up the training time over all sessions.
-"""
+--resume latest`, for `--train-steps` more, or `--train-minutes`), then measures and draws the strip again.
+The data settings are the recorded ones; results.json adds up the training time over all sessions."""
 
 from __future__ import annotations
 
@@ -390,7 +393,7 @@ def start_run(args, out: Path, timings: dict) -> tuple[dict[str, np.ndarray], di
     frames = {split: np.concatenate([c for name, c in clips.items() if name.startswith(split)]) for split in SPLITS}
     if args.vae:
         vae, vae_facts = reuse_vae(args.vae)
-        print(f"2. VAE of {args.vae} ({vae_facts['steps']} steps there)")
+        print(f"2. VAE of {args.vae}")
     else:
         vae, vae_facts = train_vae(frames["train"], args.vae_steps, args.vae_minutes, args.seed)
         print(f"2. VAE: {vae_facts['steps']} steps in {vae_facts['minutes']:.1f} min")
@@ -573,7 +576,7 @@ def main() -> None:
             f"| {name} | {train_loss} | {held_loss} | {row['colour_error']:.1f} | {row['motion_energy']:.2f} ({ratio:.2f}x) |"
         )
     print(
-        f"\nVAE: {vae_facts['steps']} steps{' (of ' + vae_facts['from'] + ')' if 'from' in vae_facts else ''}, "
+        f"\nVAE: {'of ' + vae_facts['from'] if 'from' in vae_facts else str(vae_facts['steps']) + ' steps'}, "
         f"held-out PSNR {vae_facts['psnr_db']:.1f} dB. Results: {out / 'results.json'}"
     )
 
