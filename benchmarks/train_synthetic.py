@@ -475,7 +475,7 @@ def main() -> None:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
-        checkpoint_every=10_000,
+        checkpoint_every=250,  # a kill loses at most a few minutes: --resume continues from here
         log_every=25,
         validation_every=10_000_000,
         resume="latest" if args.resume else None,
