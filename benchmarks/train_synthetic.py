@@ -74,7 +74,7 @@ VAE_BATCH = 8  # whole 64 x 64 frames
 VAE_LEARNING_RATE = 2e-3  # AdamW, cosine decay to 0 over the steps
 VAE_KL_WEIGHT = 0.0
 VAE_INITIAL_LOG_VARIANCE = -8.0  # the posterior starts nearly deterministic (std 0.02)
-TRAIN_STEPS = 2500  # U-Net and adapter, batch 4
+TRAIN_STEPS = 1500  # U-Net and adapter, batch 4: enough to tell the objectives apart (README)
 CLIP_CONFIG = dict(
     hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
 )
