@@ -112,9 +112,10 @@ def test_app_quick_preview_switch_and_api_parameter(tmp_path):
     video, mp4, gif, seed, summary = asyncio.run(
         ui.generate(str(EXAMPLE), request=request, **FAST, decode_chunk_size=4, quick_preview=True)
     )
-    assert "quick preview (tiny decoder)" in summary and probe_video(mp4).frames == FAST["num_frames"]
+    assert "quick preview" in summary and probe_video(mp4).frames == FAST["num_frames"]
 
     api = app.build_demo(ui).get_api_info()["named_endpoints"]["/generate"]["parameters"]
     names = [p["parameter_name"] for p in api]
-    assert names[-2:] == ["decode_chunk_size", "quick_preview"]  # the new parameter is optional and last
-    assert api[-1]["parameter_has_default"] and api[-1]["parameter_default"] is False
+    assert names[-3:] == ["decode_chunk_size", "quick_preview", "clips"]  # new parameters are optional and last
+    assert api[-2]["parameter_has_default"] and api[-2]["parameter_default"] is False
+    assert api[-1]["parameter_has_default"] and api[-1]["parameter_default"] == 1  # the Length: one clip

@@ -32,6 +32,8 @@ def test_launch_options_from_the_environment():
         "auto_download": False,
         "checkpoint_url": CHECKPOINT_URL,
         "checkpoint_sha256": None,
+        "download_retry": 30,
+        "live_preview": True,
     }
     spaces = service.env_defaults({"SPACE_ID": "shop/fashionflow", "FASHIONFLOW_MODEL": "shop/weights"})
     assert spaces["host"] == "0.0.0.0" and spaces["model"] == "shop/weights"
