@@ -33,28 +33,12 @@ from fashionflow.training.data import prepare_dataset, read_windows
 from fashionflow.training.synthetic import write_synthetic_videos
 from fashionflow.training.train import TrainConfig, train
 from tests.evaluation_stand_ins import FrameMeansI3D, save_detector, write_frame_folder, write_lossless_video
+from tests.training_fixtures import fresh_accelerate_state, one_thread  # noqa: F401 (autouse)
 
 FRAMES = 8
 ROOT = Path(__file__).resolve().parents[1]
 # torch 2.13 deprecates TorchScript, but the published detectors (and the stand-ins) are TorchScript files
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
 
 
 @pytest.fixture(scope="module")

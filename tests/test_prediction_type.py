@@ -29,27 +29,9 @@ from fashionflow.training.dataset import LatentClipDataset, load_index
 from fashionflow.training.objective import add_noise_keep_first_frame, choose_prediction_type
 from fashionflow.training.synthetic import write_synthetic_videos
 from fashionflow.training.train import TrainConfig, train
+from tests.training_fixtures import fresh_accelerate_state, one_thread  # noqa: F401 (autouse)
 
 FRAMES = 8
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tiny models run fastest on one thread, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """accelerate keeps process-wide singletons; each test's Accelerator starts from a clean slate."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
 
 
 @pytest.fixture(scope="module")
