@@ -1,13 +1,12 @@
 """Are chained clips one seamless video? Motion at the joins against within the clips, and the figure's
-colour clip by clip, on the model `benchmarks/train_synthetic.py` trains, with and without overlapping joins.
+colour clip by clip, on the model `benchmarks/train_synthetic.py` trains.
 
     nice -n 10 python benchmarks/chained_clips.py     # table + benchmarks/results/chained_clips/{results.json,strip.png}
-    python benchmarks/chained_clips.py --model RUN/trained --heldout RUN/heldout_videos --overlaps 1 2
+    python benchmarks/chained_clips.py --model RUN/trained --heldout RUN/heldout_videos
 
 For every held-out clip of the training benchmark (its first frame is the still) the model makes a video
-of `--clips` chained clips of its own clip length (dpm++, `--steps` steps, seed 0), once per overlap:
-1 (clip k+1 starts from the last latent frame of clip k, the default) and more (the last m frames of
-clip k imposed on the first m of clip k+1 at each step's noise level, `overlap_frames=m`). Measures,
+of `--clips` chained clips of its own clip length (dpm++, `--steps` steps, seed 0), clip k+1 starting
+from the last latent frame of clip k. Measures,
 with the training benchmark's own functions (`colour_error`, `motion_energy`):
 
 - motion at the joins: the frame-to-frame motion energy from the last frame a clip was given to the
@@ -51,7 +50,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=HERE / "results" / "chained_clips", help="result folder")
     parser.add_argument("--clips", type=int, default=4, help="clips chained per video")
     parser.add_argument("--frames", type=int, help="frames per clip (default: the model's training clips, 16)")
-    parser.add_argument("--overlaps", type=int, nargs="+", default=[1, 2, 4], help="overlap_frames to compare")
     parser.add_argument("--steps", type=int, default=25, help="dpm++ steps per clip")
     parser.add_argument("--videos", type=int, help="use only the first N held-out clips")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: a shared machine)")
@@ -73,19 +71,16 @@ def fitted(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BOX)) for f in frames])
 
 
-def clip_spans(num_frames: int, num_clips: int, overlap: int) -> list[tuple[int, int]]:
-    """(first frame it made, end) of each clip in the joined video; clip 1 made frames 1.. (frame 0 is the still's)."""
-    spans = []
-    for k in range(num_clips):
-        start = k * (num_frames - overlap)
-        spans.append((start + (1 if k == 0 else overlap), start + num_frames))
-    return spans
+def clip_spans(num_frames: int, num_clips: int) -> list[tuple[int, int]]:
+    """(first frame it made, end) of each clip in the joined video: each clip makes every frame but the one
+    it was given (the still's latent for clip 1, the last frame of the clip before for the others)."""
+    return [(k * (num_frames - 1) + 1, k * (num_frames - 1) + num_frames) for k in range(num_clips)]
 
 
-def measure(video: np.ndarray, still: np.ndarray, num_frames: int, num_clips: int, overlap: int) -> dict:
+def measure(video: np.ndarray, still: np.ndarray, num_frames: int, num_clips: int) -> dict:
     """Motion at the joins and within the clips, and the colour error clip by clip, of one joined video."""
     steps = [motion_energy(video[i : i + 2]) for i in range(len(video) - 1)]  # pair i: frames i -> i + 1
-    spans = clip_spans(num_frames, num_clips, overlap)
+    spans = clip_spans(num_frames, num_clips)
     joins = [first - 1 for first, _ in spans[1:]]  # the last given frame -> the first frame the clip made
     within = [m for i, m in enumerate(steps) if i not in joins]
     return {
@@ -97,14 +92,14 @@ def measure(video: np.ndarray, still: np.ndarray, num_frames: int, num_clips: in
     }
 
 
-def strip(video: np.ndarray, num_frames: int, num_clips: int, overlap: int) -> np.ndarray:
-    """One row per clip, every 2nd frame and its last: each row begins with the frame(s) the clip was
-    given (marked by a dark bar above them: the still's latent for clip 1, the row above's last frames after)."""
+def strip(video: np.ndarray, num_frames: int, num_clips: int) -> np.ndarray:
+    """One row per clip, every 2nd frame and its last: each row begins with the frame the clip was given
+    (marked by a dark bar above it: the still's latent for clip 1, the row above's last frame after)."""
     rows = []
     for k in range(num_clips):
-        start = k * (num_frames - overlap)
+        start = k * (num_frames - 1)
         shown = sorted({*range(start, start + num_frames, 2), start + num_frames - 1})
-        given = start + (1 if k == 0 else overlap)
+        given = start + 1
         tiles = []
         for i in shown:
             bar = np.full((3, video.shape[2], 3), 60 if i < given else 255, np.uint8)
@@ -128,27 +123,25 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
 
     rows: dict[str, list[dict]] = {"real held-out clips": []}
-    videos: dict[int, list[np.ndarray]] = {}
+    videos: list[np.ndarray] = []
     started = time.perf_counter()
     for path in paths:
         real = fitted(read_video(path), height, width)
         still = real[0]
-        rows["real held-out clips"].append(measure(real[:num_frames], still, num_frames, 1, 1))
-        for overlap in args.overlaps:
-            output = pipe(
-                Image.fromarray(read_video(path)[0]),
-                num_frames=num_frames,
-                num_clips=args.clips,
-                overlap_frames=overlap,
-                sampler="dpm++",
-                num_inference_steps=args.steps,
-                generator=torch.Generator().manual_seed(0),
-                output_type="np",
-            )
-            video = (output.frames[0] * 255).round().astype(np.uint8)
-            assert len(video) == chained_frames(num_frames, args.clips, overlap)
-            videos.setdefault(overlap, []).append(video)
-            rows.setdefault(f"overlap {overlap}", []).append(measure(video, still, num_frames, args.clips, overlap))
+        rows["real held-out clips"].append(measure(real[:num_frames], still, num_frames, 1))
+        output = pipe(
+            Image.fromarray(read_video(path)[0]),
+            num_frames=num_frames,
+            num_clips=args.clips,
+            sampler="dpm++",
+            num_inference_steps=args.steps,
+            generator=torch.Generator().manual_seed(0),
+            output_type="np",
+        )
+        video = (output.frames[0] * 255).round().astype(np.uint8)
+        assert len(video) == chained_frames(num_frames, args.clips)
+        videos.append(video)
+        rows.setdefault("chained", []).append(measure(video, still, num_frames, args.clips))
         print(f"  {path.name}: done ({(time.perf_counter() - started) / 60:.1f} min)", flush=True)
 
     summary = {}
@@ -176,11 +169,10 @@ def main() -> None:
         )
         print(f"| {name} | {join} | {s['within_motion']:.2f} | {ratio} | {s['first_step_motion']:.2f} | {colours} |")
 
-    for overlap, vids in videos.items():  # the first held-out clip's chained video
-        picture = Image.fromarray(strip(vids[0], num_frames, args.clips, overlap))
-        picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST).save(
-            args.output / f"strip-overlap-{overlap}.png", optimize=True
-        )
+    picture = Image.fromarray(strip(videos[0], num_frames, args.clips))  # the first held-out clip's video
+    picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST).save(
+        args.output / "strip.png", optimize=True
+    )
     results = {
         "model": str(args.model),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -193,7 +185,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
     }
     (args.output / "results.json").write_text(json.dumps(results, indent=1))
-    print(f"\nResults: {args.output / 'results.json'}; strips: {args.output}/strip-overlap-*.png")
+    print(f"\nResults: {args.output / 'results.json'}; strip: {args.output / 'strip.png'}")
 
 
 if __name__ == "__main__":

@@ -367,7 +367,6 @@ class FashionFlowPipeline(DiffusionPipeline):
         return_dict: bool = True,
         decoder: str = "full",
         num_clips: int = 1,
-        overlap_frames: int = 1,
     ) -> FashionFlowPipelineOutput | tuple:
         """Make a video of the person in `image`.
 
@@ -399,10 +398,7 @@ class FashionFlowPipeline(DiffusionPipeline):
                 at a fraction of the decoding time, with softer details).
             num_clips: clips chained into one longer video. Clip k+1 starts from the last latent
                 frame of clip k (no decoding in between); every clip is conditioned on the photo
-                itself. The video has num_clips * (num_frames - overlap_frames) + overlap_frames frames.
-            overlap_frames: latent frames consecutive clips share: clip k+1 begins with the last
-                `overlap_frames` of clip k, its frame 0 kept clean (as in training) and the others
-                imposed at every step's noise level (as video inpainting does). 1: the last frame only.
+                itself. The video has num_clips * (num_frames - 1) + 1 frames.
         """
         # 0. Defaults
         if num_inference_steps is None:
@@ -423,10 +419,9 @@ class FashionFlowPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs,
             decoder,
             num_clips,
-            overlap_frames,
         )
         self.upcast_vae_if_needed()
-        video_frames = chained_frames(num_frames, num_clips, overlap_frames)
+        video_frames = chained_frames(num_frames, num_clips)
         decodes = output_type != "latent" or output_path is not None
         if decode_chunk_size is None and decodes:
             decode_chunk_size = self.decode_chunk_size_for(decoder, len(images) * video_frames)
@@ -446,26 +441,25 @@ class FashionFlowPipeline(DiffusionPipeline):
         # ancestral samplers draw noise every step; deterministic ones take no generator
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
-        # 5. Denoise clip by clip. Each clip starts from frames it is given, put back after every step:
-        #    the first clip from the clean latent of the still, each next one from the last frame(s) of
-        #    the one before; every clip has the photo's own context, so the garment always comes from
+        # 5. Denoise clip by clip. Each clip starts from the frame it is given, put back clean after every
+        #    step as in training: the first clip from the latent of the still, each next one from the last
+        #    frame of the one before (carrying more frames across a join, noised to each step's level as
+        #    video inpainting does, measured no smoother: README, Longer videos); every clip has the photo's own context, so the garment always comes from
         #    the photo. Its noise comes from the generator in turn: a seed makes the whole video again.
         unet_dtype = self.unet.dtype
         context = context.to(unet_dtype).contiguous()  # one layout: a compiled U-Net is specialised to it
         clips: list[torch.Tensor] = []
         with self.progress_bar(total=num_clips * len(timesteps)) as progress_bar:
             for clip in range(num_clips):
-                # 5a. The clip's latents: noise, with its first frame(s) given
+                # 5a. The clip's latents: noise, with its first frame given
                 if clip > 0:
                     scheduler = self.fresh_scheduler(sampler, num_inference_steps, first_frame_latents.device)
-                given = first_frame_latents[:, :, None] if clip == 0 else clips[-1][:, :, -overlap_frames:]
+                given = first_frame_latents if clip == 0 else clips[-1][:, :, -1]
                 latents = self.prepare_latents(
-                    given[:, :, 0], num_frames, scheduler.init_noise_sigma, generator, latents if clip == 0 else None
+                    given, num_frames, scheduler.init_noise_sigma, generator, latents if clip == 0 else None
                 )
-                overlap_noise = self.prepare_overlap_noise(given, generator)
-                put_back_given_frames(latents, given, overlap_noise, scheduler, timesteps[0])
 
-                # 5b. Its denoising loop; the given frames go back after every step
+                # 5b. Its denoising loop; the given frame goes back after every step
                 for i, t in enumerate(timesteps):
                     model_input = scheduler.scale_model_input(latents, t).to(unet_dtype)
                     if self.uses_cuda_graphs:
@@ -473,8 +467,7 @@ class FashionFlowPipeline(DiffusionPipeline):
                     # a float32 copy: with CUDA graphs the next step overwrites the U-Net's output buffer
                     noise_pred = self.unet(model_input, t, context).sample.to(torch.float32, copy=True)
                     latents = scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
-                    next_t = timesteps[i + 1] if i + 1 < len(timesteps) else None
-                    put_back_given_frames(latents, given, overlap_noise, scheduler, next_t)
+                    latents[:, :, 0] = given
 
                     step = clip * len(timesteps) + i
                     if callback_on_step_end is not None:
@@ -486,8 +479,8 @@ class FashionFlowPipeline(DiffusionPipeline):
                         progress("denoise", step + 1, num_clips * len(timesteps))
                 clips.append(latents)
 
-        # 6. Join the clips: each after the first without the frames it shares with the one before
-        latents = torch.cat([clips[0], *(later[:, :, overlap_frames:] for later in clips[1:])], dim=2)
+        # 6. Join the clips: each after the first without the frame it shares with the one before
+        latents = torch.cat([clips[0], *(later[:, :, 1:] for later in clips[1:])], dim=2)
         del clips
 
         # 7. Decode, handing the frames to the video file as they come; 8. export (in the same pass)
@@ -513,15 +506,6 @@ class FashionFlowPipeline(DiffusionPipeline):
         scheduler.set_timesteps(num_inference_steps, device=device)
         return scheduler
 
-    def prepare_overlap_noise(self, given: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor | None:
-        """The noise that brings a clip's given frames after the first (b, 4, m - 1, h, w) to each step's
-        noise level, drawn once per clip; None when only frame 0 is given (no draw: a one-frame join
-        takes exactly the draws a single clip takes)."""
-        b, c, m, h, w = given.shape
-        if m == 1:
-            return None
-        return randn_tensor((b, c, m - 1, h, w), generator=generator, device=given.device, dtype=torch.float32)
-
     def check_inputs(
         self,
         images,
@@ -536,7 +520,6 @@ class FashionFlowPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs,
         decoder="full",
         num_clips=1,
-        overlap_frames=1,
     ) -> None:
         if not images or any(photo is None for photo in images):
             raise ValueError("No photo was given.")
@@ -545,14 +528,6 @@ class FashionFlowPipeline(DiffusionPipeline):
             raise ValueError(f"num_frames must be a positive multiple of {multiple}; got {num_frames!r}.")
         if not isinstance(num_clips, int) or isinstance(num_clips, bool) or num_clips < 1:
             raise ValueError(f"num_clips must be a positive whole number; got {num_clips!r}.")
-        if (
-            not isinstance(overlap_frames, int)
-            or isinstance(overlap_frames, bool)
-            or not 1 <= overlap_frames < num_frames
-        ):
-            raise ValueError(
-                f"overlap_frames must be from 1 to num_frames - 1 ({num_frames - 1}); got {overlap_frames!r}."
-            )
         if sampler is not None and sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}.")
         train_steps = self.scheduler.config.num_train_timesteps
@@ -613,25 +588,6 @@ def execution_device(pipeline) -> torch.device:
 def cpu_offloaded(pipeline) -> bool:
     """Whether a diffusers pipeline keeps its models on the CPU between uses."""
     return getattr(pipeline, "_offload_device", None) is not None
-
-
-def put_back_given_frames(
-    latents: torch.Tensor,
-    given: torch.Tensor,
-    overlap_noise: torch.Tensor | None,
-    scheduler: SchedulerMixin,
-    timestep: torch.Tensor | None,
-) -> None:
-    """Set a clip's first frames to the frames it was given (b, 4, m, h, w), in place: frame 0 clean, as
-    the model was trained; the rest of an overlap noised to `timestep`'s level with `overlap_noise`
-    (clean after the last step, `timestep` None), so that the model sees them as it sees its own."""
-    latents[:, :, 0] = given[:, :, 0]
-    if overlap_noise is None:
-        return
-    known = given[:, :, 1:]
-    if timestep is not None:
-        known = scheduler.add_noise(known, overlap_noise, timestep.reshape(1))
-    latents[:, :, 1 : given.shape[2]] = known
 
 
 def to_pictures(frames: torch.Tensor) -> np.ndarray:

@@ -22,10 +22,10 @@ from .base.errors import OUTPUT, FashionFlowError
 from .defaults import DEFAULT_FPS, MAX_FPS, MIN_FPS, VIDEO_FORMATS  # where `--help` reads them without numpy
 
 
-def chained_frames(num_frames: int, num_clips: int = 1, overlap_frames: int = 1) -> int:
-    """Frames of a video of `num_clips` clips of `num_frames` chained, each clip starting with the last
-    `overlap_frames` of the one before (kept once): num_clips * (num_frames - overlap_frames) + overlap_frames."""
-    return num_clips * (num_frames - overlap_frames) + overlap_frames
+def chained_frames(num_frames: int, num_clips: int = 1) -> int:
+    """Frames of a video of `num_clips` clips of `num_frames` chained, each clip starting on the last frame
+    of the one before (kept once)."""
+    return num_clips * (num_frames - 1) + 1
 
 
 def boomerang(frames: Sequence) -> list:

@@ -293,16 +293,6 @@ def test_each_clip_starts_from_the_last_latent_of_the_one_before_with_the_photos
     assert all(torch.equal(c, context) for c in contexts)  # every clip: the photo's CLIP + adapter context
 
 
-def test_overlapping_clips_share_their_frames(pipe, photo):
-    steps = []
-    out = pipe(photo, num_frames=6, num_inference_steps=2, num_clips=3, overlap_frames=2, generator=seeded(1),
-               output_type="latent", callback_on_step_end=lambda p, i, t, x: steps.append(x["latents"].clone()) or x)  # fmt: skip
-    assert out.frames.shape[2] == 3 * (6 - 2) + 2
-    first, second = steps[1], steps[3]
-    assert torch.equal(second[:, :, :2], first[:, :, -2:])  # both given frames, clean after the last step
-    assert not torch.equal(steps[2][:, :, 1], first[:, :, -1])  # ... and noised to the step's level before it
-
-
 def test_progress_covers_every_clip(pipe, photo):
     stages, steps = [], []
     pipe(photo, **FAST, num_clips=3, generator=seeded(), output_type="pt", decode_chunk_size=5,
@@ -341,8 +331,6 @@ def test_a_failure_while_decoding_keeps_the_earlier_video(pipe, photo, tmp_path)
     [
         (dict(num_clips=0), "num_clips must be a positive whole number"),
         (dict(num_clips=1.5), "num_clips must be a positive whole number"),
-        (dict(overlap_frames=4), "overlap_frames must be from 1 to"),
-        (dict(overlap_frames=0), "overlap_frames must be from 1 to"),
     ],
 )
 def test_out_of_range_clips_are_refused(pipe, photo, kwargs, message):
