@@ -23,11 +23,13 @@
         status.setAttribute('role', 'status');
         status.setAttribute('aria-live', 'polite');
       }
-      // Gradio names each radio button on its own: one name makes the Framing choices one group
-      // (one Tab stop, arrow keys move between them).
-      document.querySelectorAll('#fit input[type=radio]').forEach(radio => {
-        if (radio.name !== 'fit') radio.name = 'fit';
-      });
+      // Gradio names each radio button on its own: one name makes the choices of Framing, and of
+      // Length, one group each (one Tab stop, arrow keys move between them).
+      for (const group of ['fit', 'length']) {
+        document.querySelectorAll(`#${group} input[type=radio]`).forEach(radio => {
+          if (radio.name !== group) radio.name = group;
+        });
+      }
     };
 
     // The keyboard's place: a control that disappears (the upload zone once a photo is in) or turns off

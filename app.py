@@ -123,8 +123,8 @@ class Page:
 
 
 def lay_out(app: FashionFlowApp, status: service.ModelStatus) -> Page:
-    # At 1440 x 900 the photo, its framing, Generate and the estimate fit in the first screen; the rest
-    # (seed, speed, length...) waits under Advanced.
+    # At 1440 x 900 the photo, its framing and length, Generate and the estimate fit in the first screen;
+    # the rest (seed, speed...) waits under Advanced.
     page, form = Page(), {}
     defaults = service.GenerationSettings(seed=0)
     gr.Markdown(INTRO, elem_id="intro")
@@ -150,15 +150,13 @@ def lay_out(app: FashionFlowApp, status: service.ModelStatus) -> Page:
                     elem_id="preview",
                 )
             page.photo_message = gr.HTML("", elem_id="photo-message")
-            form["fit"] = gr.Radio(FIT_CHOICES, value=defaults.fit, label="Framing", elem_id="fit")
-            form["clips"] = gr.Radio(
-                service.length_choices(),
-                value=defaults.num_clips,
-                label="Length",
-                info="Clips chained, each starting where the one before ends; each adds one clip's time. "
-                "(At 70 frames and 25 per second; the summary gives the exact length.)",
-                elem_id="length",
-            )
+            with gr.Row():  # side by side, so that Generate and its estimate stay in the first screen
+                form["fit"] = gr.Radio(FIT_CHOICES, value=defaults.fit, label="Framing", scale=3, elem_id="fit")
+                # Clips chained, each starting where the one before ends (at the default 70 frames and 25
+                # per second; the summary gives the exact length). The estimate counts every clip.
+                form["clips"] = gr.Radio(
+                    service.length_choices(), value=defaults.num_clips, label="Length", scale=2, elem_id="length"
+                )
             with gr.Row():
                 page.generate = gr.Button(
                     "Generate", variant="primary", interactive=status.can_generate, elem_id="generate"
