@@ -11,9 +11,10 @@ video: step 3 of 25"), not the stages' technical names.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 STAGES = ("denoise", "decode", "export")
 
@@ -64,6 +65,8 @@ class _StageClock:
     first_time: float
     first_done: int
     last_time: float = 0.0  # the stage's latest report
+    # seconds per unit between consecutive reports after the first (a step's own time, when a report is a step)
+    per_unit: list[float] = field(default_factory=list)
 
 
 class GenerationProgress:
@@ -113,6 +116,9 @@ class GenerationProgress:
         done = max(self.done[stage], min(done, self.units[stage]))
         if stage not in self.clocks:
             self.clocks[stage] = _StageClock(entered=self.last_report, first_time=now, first_done=done)
+        elif done > self.done[stage]:
+            clock = self.clocks[stage]
+            clock.per_unit.append((now - clock.last_time) / (done - self.done[stage]))
         self.done[stage] = done
         self.clocks[stage].last_time = self.last_report = now
 
@@ -141,13 +147,15 @@ class GenerationProgress:
 
     def timings(self) -> StageTimings:
         """What this generation measured, per stage, so that the stages add up to its whole time:
-        the set-up, one step (from the steps after the first: the first one's report also closes the
-        set-up), decoding per frame and the files, each from the end of the stage before."""
+        the set-up, one step, decoding per frame and the files, each from the end of the stage before.
+        A step is the median of the steps after the first (the first one's report also closes the
+        set-up); what the steps took beyond that (the first steps at a new video size run slower
+        while the CPU libraries prepare their kernels) is a one-off cost, counted with the set-up."""
         step = setup = None
         denoise = self.clocks.get("denoise")
-        if denoise is not None and self.done["denoise"] > denoise.first_done:  # two reports: set-up and steps apart
-            step = self.seconds_per_unit("denoise")
-            setup = max(0.0, denoise.first_time - denoise.entered - step * denoise.first_done)
+        if denoise is not None and denoise.per_unit:  # two reports: set-up and steps apart
+            step = statistics.median(denoise.per_unit)
+            setup = max(0.0, denoise.last_time - denoise.entered - step * self.done["denoise"])
         return StageTimings(
             setup_seconds=setup,
             step_seconds=step,
