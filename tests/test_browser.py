@@ -91,10 +91,30 @@ def screenshot(page, name: str, full_page: bool = True) -> Path:
     return path
 
 
-def set_slider(page, elem_id: str, value: int) -> None:
+def open_advanced(page) -> None:
+    """Open the Advanced settings. The panel mounts its settings when it opens: wait until they are
+    on the page and have been drawn twice, so that what is read or typed next meets them whole."""
+    page.click("#advanced")
+    page.locator("#steps input[type=number]").wait_for()
+    page.evaluate("() => new Promise(drawn => requestAnimationFrame(() => requestAnimationFrame(drawn)))")
+
+
+def set_slider(page, elem_id: str, value: int, tries: int = 3) -> None:
+    """Type `value` into a slider's number box. A slider just shown (the Advanced panel mounts its
+    sliders when it opens) may not listen yet: it then puts its old value back when the box loses
+    focus, so the number is typed again while the old value comes back. (The server may still
+    correct what was typed: odd frames become even.)"""
     box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")  # Gradio's slider sends a typed number when its box loses focus
+    old = box.input_value()
+    if old == str(value):
+        return
+    for _ in range(tries):
+        box.fill(str(value))
+        box.press("Tab")  # Gradio's slider sends a typed number when its box loses focus
+        page.wait_for_timeout(100)
+        if box.input_value() != old:
+            return
+    raise AssertionError(f"the {elem_id} slider kept {old} instead of {value} after {tries} tries")
 
 
 def upload(page, path: Path) -> None:
@@ -150,7 +170,7 @@ def test_upload_preview_generate_play_and_download(browser, app, size, tmp_path)
     shown = preview.bounding_box()
     assert shown["width"] >= 0.8 * pane["width"] or shown["height"] >= 0.7 * pane["height"]
 
-    page.click("#advanced")
+    open_advanced(page)
     set_slider(page, "steps", 2)
     set_slider(page, "frames", 8)
     page.wait_for_function("() => document.querySelector('#estimate')?.innerText.includes('on this server')")
@@ -192,7 +212,7 @@ def test_length_chains_clips_with_its_estimate_and_progress(page):
     upload(page, EXAMPLE)
     wait_for_preview(page)
     assert [label.strip() for label in page.locator("#length label").all_inner_texts()] == ["3 s", "6 s", "8 s"]
-    page.click("#advanced")
+    open_advanced(page)
     set_slider(page, "steps", 30)  # the tiny model: long enough to watch each clip
     set_slider(page, "frames", 6)
     page.wait_for_function("() => document.querySelector('#estimate')?.innerText.includes('on this server')")
@@ -251,7 +271,7 @@ def test_a_problem_found_at_generate_is_where_the_visitor_is_looking(browser, ap
 
 
 def test_settings_for_people(page):
-    page.click("#advanced")
+    open_advanced(page)
     # Plain words first; technical names only at the end of hints, for those who want them.
     text = page.locator("body").inner_text()
     for jargon in ("Denoising", "Sampler", "Frames turned into pictures at once", "as the authors did", "1 steps"):
@@ -331,12 +351,13 @@ def test_waiting_visitors_see_their_place_in_words(browser, app):
         for page, frames in ((first, 16), (second, 8)):
             upload(page, EXAMPLE)
             wait_for_preview(page)
-            page.click("#advanced")
+            open_advanced(page)
             set_slider(page, "steps", 1000)
             set_slider(page, "frames", frames)
         before = job_folders(app)
         first.click("#generate")
         status_says(first, "Making the video")
+        assert "of 1000" in first.locator("#job-status").inner_text()  # the long run it was set up for
         second.click("#generate")
         status_says(second, "Waiting: next in line, about")
         screenshot(second, "waiting")
@@ -356,7 +377,7 @@ def ready_to_generate(page, steps: int, frames: int) -> None:
     """A photo uploaded and framed, and these steps and frames set."""
     upload(page, EXAMPLE)
     wait_for_preview(page)
-    page.click("#advanced")
+    open_advanced(page)
     set_slider(page, "steps", steps)
     set_slider(page, "frames", frames)
 
@@ -423,7 +444,7 @@ def test_visitors_who_leave_leave_the_line(browser, app):
     # (Counted from this test's start: an earlier test's visitor whose cancelled job had not yet
     # reached its next step when the tab closed is logged as leaving too.)
     wait_until(lambda: app.log.read_text().count("A visitor left") >= left_before + 3, "three leaves logged", 10)
-    assert app.log.read_text().count("A visitor left") == left_before + 3
+    assert app.log.read_text().count("A visitor left") == left_before + 3, app.log_tail()
 
     # The next visitor finds the line empty.
     page = open_page(browser, app.url, "desktop")
@@ -469,7 +490,7 @@ CONTRAST = """
 def test_contrast_names_live_region_and_keyboard(page):
     upload(page, EXAMPLE)
     wait_for_preview(page)
-    page.click("#advanced")
+    open_advanced(page)
     page.wait_for_timeout(300)
     low = page.evaluate(CONTRAST)
     assert not low, "\n".join(low)  # every visible text at least 4.5:1 (WCAG AA)
@@ -546,7 +567,7 @@ def test_the_video_takes_shape_on_the_page_while_it_is_made(browser, app, size):
     page = open_page(browser, app.url, size)
     upload(page, EXAMPLE)
     wait_for_preview(page)
-    page.click("#advanced")
+    open_advanced(page)
     set_slider(page, "steps", 1000)  # the tiny model: long enough to watch on a fast machine (Cancel ends it)
     set_slider(page, "frames", 8)
     page.locator("#generate").scroll_into_view_if_needed()
@@ -577,7 +598,7 @@ def test_the_video_takes_shape_on_the_page_while_it_is_made(browser, app, size):
 def test_the_live_preview_can_be_turned_off_on_the_page(page):
     upload(page, EXAMPLE)
     wait_for_preview(page)
-    page.click("#advanced")
+    open_advanced(page)
     page.locator("#show-live-preview input").uncheck()
     set_slider(page, "steps", 1000)
     set_slider(page, "frames", 8)
@@ -648,7 +669,7 @@ def test_keyboard_framing_is_one_radio_group_and_focus_stays_in_place(page, tmp_
     page.wait_for_function("() => document.querySelector('#photo-message').innerText.trim() === ''")
 
     # Generate with Enter: while it works the keyboard is on Cancel, and it stays there afterwards.
-    page.click("#advanced")
+    open_advanced(page)
     set_slider(page, "steps", 2)
     set_slider(page, "frames", 4)
     page.locator("#generate").focus()

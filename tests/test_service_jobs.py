@@ -32,5 +32,6 @@ def test_sessions_cancel_only_their_own_jobs():
     mine, theirs = jobs.start("me"), jobs.start("them")
     assert jobs.cancel_session("me") == 1
     assert mine.cancelled and not theirs.cancelled
+    assert jobs.cancel_session("me") == 0  # still winding down: cancelled once, counted once
     jobs.finish("me", mine)
     assert jobs.running("me") == 0 and jobs.cancel_session("me") == 0 and jobs.running("them") == 1

@@ -44,9 +44,11 @@ class JobRegistry:
                     del self._jobs[session or ""]
 
     def cancel_session(self, session: str | None) -> int:
-        """Cancel every running generation of `session`; the number cancelled."""
+        """Cancel every running generation of `session`; the number cancelled now (one already
+        cancelled and still winding down is not counted again: Gradio may report a visitor's
+        leaving twice)."""
         with self._lock:
-            tokens = list(self._jobs.get(session or "", ()))
+            tokens = [token for token in self._jobs.get(session or "", ()) if not token.cancelled]
         for token in tokens:
             token.cancel()
         return len(tokens)
