@@ -348,12 +348,8 @@ def test_waiting_visitors_see_their_place_in_words(browser, app):
         # The first video must still be in the making when the second visitor's request arrives, on
         # a fast machine too, while the server's generation starves the browser of CPU: the tiny
         # model's longest run (1000 steps of 16 frames, about a minute here) is ended by Cancel.
-        for page, frames in ((first, 16), (second, 8)):
-            upload(page, EXAMPLE)
-            wait_for_preview(page)
-            open_advanced(page)
-            set_slider(page, "steps", 1000)
-            set_slider(page, "frames", frames)
+        ready_to_generate(first, steps=1000, frames=16)
+        ready_to_generate(second, steps=1000, frames=8)
         before = job_folders(app)
         first.click("#generate")
         status_says(first, "Making the video")
@@ -362,7 +358,7 @@ def test_waiting_visitors_see_their_place_in_words(browser, app):
         status_says(second, "Waiting: next in line, about")
         screenshot(second, "waiting")
         second.click("#cancel")
-        second.wait_for_function("() => document.querySelector('#job-status').innerText.includes('cancelled')")
+        status_says(second, "cancelled")
         second.wait_for_function("() => !document.querySelector('#generate').disabled")
         first.click("#cancel")
         first.wait_for_function("() => !document.querySelector('#generate').disabled")
@@ -565,11 +561,7 @@ def test_the_video_takes_shape_on_the_page_while_it_is_made(browser, app, size):
     """Issue 18, item 9: while the video is made, a few of its frames from the latents, refreshed every
     few steps, big enough to see, in view under Generate; gone when the run ends."""
     page = open_page(browser, app.url, size)
-    upload(page, EXAMPLE)
-    wait_for_preview(page)
-    open_advanced(page)
-    set_slider(page, "steps", 1000)  # the tiny model: long enough to watch on a fast machine (Cancel ends it)
-    set_slider(page, "frames", 8)
+    ready_to_generate(page, steps=1000, frames=8)  # the tiny model: long enough to watch on a fast machine
     page.locator("#generate").scroll_into_view_if_needed()
     page.click("#generate")
     page.wait_for_function(f"() => ({LIVE_FRAMES})().length === 4 && ({LIVE_FRAMES})().every(i => i.naturalWidth > 0)")
@@ -596,12 +588,8 @@ def test_the_video_takes_shape_on_the_page_while_it_is_made(browser, app, size):
 
 
 def test_the_live_preview_can_be_turned_off_on_the_page(page):
-    upload(page, EXAMPLE)
-    wait_for_preview(page)
-    open_advanced(page)
+    ready_to_generate(page, steps=1000, frames=8)
     page.locator("#show-live-preview input").uncheck()
-    set_slider(page, "steps", 1000)
-    set_slider(page, "frames", 8)
     page.click("#generate")
     page.wait_for_function(
         "() => Number((document.querySelector('#job-status').innerText.match(/step (\\d+) of/) || [0, 0])[1]) >= 20"
