@@ -228,7 +228,7 @@ def test_length_chains_clips_with_its_estimate_and_progress(page):
     page.wait_for_function(f"() => document.querySelector('#estimate').innerText !== {before!r}")  # two clips' time
     page.locator("#generate").scroll_into_view_if_needed()
     page.click("#generate")
-    page.wait_for_function("() => document.querySelector('#job-status').innerText.includes('Clip 2 of 2')")
+    status_says(page, "Clip 2 of 2")
     wait_for_video(page)
     page.wait_for_function("() => document.querySelector('#run-summary').innerText.includes('2 clips')")
     assert "11 frames at 25 fps" in page.locator("#run-summary").inner_text()  # 2 x (6 - 1) + 1
@@ -319,7 +319,7 @@ def test_settings_for_people(page):
 
     # Cancel with nothing running says so.
     page.click("#cancel")
-    page.wait_for_function("() => document.querySelector('#job-status').innerText.includes('Nothing to cancel')")
+    status_says(page, "Nothing to cancel")
     screenshot(page, "settings")
 
 
